@@ -1,0 +1,2 @@
+"""Stores behind one interface: the embedded Parquet store (default) and the e-mission
+MongoDB store."""

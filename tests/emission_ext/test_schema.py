@@ -1,0 +1,61 @@
+"""The data model: coercion, validation errors that name table/column/row."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from emission_ext import schema
+from emission_ext.errors import SchemaError
+
+
+def _points(**over):
+    d = {"user_id": ["010", "010"], "ts": [1.7e9, 1.7e9 + 30], "lat": [46.15, 46.16],
+         "lon": [-1.15, -1.14], "accuracy_m": [5.0, 8.0], "source": ["csv", "csv"]}
+    d.update(over)
+    return pd.DataFrame(d)
+
+
+def test_every_table_has_a_typed_empty_frame():
+    for name, t in schema.TABLES.items():
+        df = schema.empty(name)
+        assert list(df.columns) == t.names
+        schema.validate(df, name)
+
+
+def test_coerce_converts_unix_seconds_and_keeps_leading_zero_ids():
+    df = schema.coerce(_points(), "points")
+    assert str(df["ts"].dtype) == schema.UTC_TS
+    assert df["user_id"].tolist() == ["010", "010"]
+    np.testing.assert_allclose(schema.to_unix(df["ts"]), [1.7e9, 1.7e9 + 30])
+    schema.validate(df, "points")
+
+
+def test_coerce_reads_iso_strings_with_offsets():
+    df = schema.coerce(_points(ts=["2026-03-29T01:59:00+01:00", "2026-03-29T03:01:00+02:00"]), "points")
+    assert (schema.to_unix(df["ts"])[1] - schema.to_unix(df["ts"])[0]) == 120
+
+
+@pytest.mark.parametrize("column,value,reason", [
+    ("lat", 91.0, "outside"),
+    ("lon", np.nan, "null"),
+    ("source", "fax", "not in"),
+    ("accuracy_m", -1.0, "outside"),
+])
+def test_validate_names_table_column_and_row(column, value, reason):
+    df = schema.coerce(_points(), "points")
+    df.loc[1, column] = value
+    with pytest.raises(SchemaError) as err:
+        schema.validate(df, "points")
+    assert err.value.column == column and err.value.row == 1 and reason in str(err.value)
+
+
+def test_missing_required_column_and_duplicate_key():
+    with pytest.raises(SchemaError, match="points.lat: required column is missing"):
+        schema.coerce(_points().drop(columns="lat"), "points")
+    df = schema.coerce(_points(ts=[1.7e9, 1.7e9]), "points")
+    with pytest.raises(SchemaError, match="duplicate key"):
+        schema.validate(df, "points")
+
+
+def test_mode_vocabulary_is_the_spec_list():
+    assert schema.MODES == ("WALKING", "BICYCLING", "E_BIKE", "BIKESHARE", "BUS", "FERRY", "CAR",
+                            "CARSHARE", "TRAIN", "TRAM", "SUBWAY", "AIR", "UNKNOWN")
