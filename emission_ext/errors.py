@@ -49,13 +49,18 @@ class InputError(EmissionExtError):
         1-based line (CSV, GPX, PLT) or entry index (JSON arrays) where it went wrong.
     field : str or None
         The field/column at fault.
+    unit : str
+        What ``line`` counts, named in the message: ``"line"`` (default) or ``"entry"``
+        (0-based position of an entry in a JSON array).
     """
 
-    def __init__(self, path: str, reason: str, line: int | None = None, field: str | None = None):
+    def __init__(self, path: str, reason: str, line: int | None = None, field: str | None = None,
+                 unit: str = "line"):
         self.path, self.reason, self.line, self.field = str(path), reason, line, field
+        self.unit = unit
         where = self.path
         if line is not None:
-            where += f", line {line}"
+            where += f", {unit} {line}"
         if field:
             where += f", field '{field}'"
         super().__init__(f"{where}: {reason}")

@@ -1,0 +1,203 @@
+"""What every reader shares: the :class:`RawData` result and the vectorised row checks.
+
+Why: the four input formats (e-mission JSON, CSV, GPX, GeoLife PLT) differ only in how their
+fields are pulled out of the file. Once a reader has its candidate rows as plain columns plus
+the line (or JSON entry) each row came from, the checks are the same: bad timestamps, missing or
+NaN coordinates, out-of-range latitude/longitude, negative accuracy. They run here, over whole
+numpy arrays, and turn the first bad row into one :class:`~emission_ext.errors.InputError`
+naming the file, the line/entry and the field -- or, with ``skip_bad``, drop every bad row and
+list them. Nothing in this module opens a file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from ..errors import InputError
+
+#: Values above this are taken as milliseconds, not seconds (1e11 s is the year 5138).
+MS_THRESHOLD = 1e11
+
+
+@dataclass
+class RawData:
+    """Raw tables read from one or more input files.
+
+    Attributes
+    ----------
+    points, motion, transitions : pandas.DataFrame
+        Schema tables (:data:`emission_ext.schema.POINTS`, ``MOTION``, ``TRANSITIONS``),
+        coerced and validated, sorted by ``user_id`` then ``ts``, with a fresh index.
+    tz : dict of str to str
+        Time zone (IANA name) of each user found; e-mission ``metadata.time_zone`` when
+        known, else :data:`emission_ext.schema.DEFAULT_TZ`.
+    skipped : int
+        Rows/entries dropped because they were malformed (only with ``skip_bad=True``).
+    problems : list of InputError
+        One error per skipped row/entry, naming file, line/entry and field.
+    duplicates : int
+        Exact duplicates dropped (same user, same kind of entry, same timestamp and key), which
+        are normal in e-mission exports (re-uploads) and overlapping files.
+    """
+
+    points: pd.DataFrame = field(default_factory=lambda: schema.empty("points"))
+    motion: pd.DataFrame = field(default_factory=lambda: schema.empty("motion"))
+    transitions: pd.DataFrame = field(default_factory=lambda: schema.empty("transitions"))
+    tz: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    problems: list[InputError] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def users(self) -> list[str]:
+        """Sorted user ids present in any table."""
+        ids = set(self.points["user_id"]) | set(self.motion["user_id"]) | set(
+            self.transitions["user_id"])
+        return sorted(ids)
+
+    @classmethod
+    def concat(cls, parts: list["RawData"]) -> "RawData":
+        """Concatenate several results, dropping rows repeated across them (same table key)."""
+        if not parts:
+            return cls()
+        out = cls(tz={}, problems=[])
+        dup = 0
+        for name in ("points", "motion", "transitions"):
+            frames = [getattr(p, name) for p in parts if len(getattr(p, name))]
+            if not frames:
+                continue
+            df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            df, n = finish_table(df, name)
+            dup += n
+            setattr(out, name, df)
+        for p in parts:
+            for uid, zone in p.tz.items():
+                out.tz.setdefault(uid, zone)
+            out.problems.extend(p.problems)
+        out.skipped = sum(p.skipped for p in parts)
+        out.duplicates = sum(p.duplicates for p in parts) + dup
+        return out
+
+
+def finish_table(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, int]:
+    """Coerce to table ``name``, drop repeated keys (keep first), sort by user and time.
+
+    Returns the validated table and the number of duplicate rows dropped.
+    """
+    t = schema.table(name)
+    df = schema.coerce(df[[c for c in df.columns if c in t.names]], name)
+    n0 = len(df)
+    df = df.drop_duplicates(subset=list(t.key), keep="first")
+    df = df.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
+    return schema.validate(df, name), n0 - len(df)
+
+
+def ms_to_s(v: np.ndarray) -> np.ndarray:
+    """Unix times that look like milliseconds (> :data:`MS_THRESHOLD`) divided by 1000."""
+    v = np.asarray(v, dtype="float64")
+    return np.where(v > MS_THRESHOLD, v / 1000.0, v)
+
+
+def to_float(values) -> tuple[np.ndarray, np.ndarray]:
+    """Convert raw values (numbers, numeric strings, None) to float64, vectorised.
+
+    Returns ``(floats, bad)`` where ``bad`` marks values that were present but not numbers
+    (``None``/empty become NaN without being marked).
+    """
+    s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    num = pd.to_numeric(s, errors="coerce")
+    v = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
+    present = s.notna().to_numpy()
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        txt = s.astype(str).str.strip().str.lower()
+        present = present & ~txt.isin(("", "nan", "null", "none")).to_numpy()
+    return v, present & np.isnan(v)
+
+
+class RowChecker:
+    """Collects per-row faults over whole columns, then raises or reports them.
+
+    Parameters
+    ----------
+    path : str
+        File (or origin) named in the messages.
+    where : numpy.ndarray
+        Line number or entry index of each candidate row.
+    unit : str
+        ``"line"`` or ``"entry"``, as written in the messages.
+    """
+
+    def __init__(self, path: str, where: np.ndarray, unit: str = "line"):
+        self.path, self.unit = str(path), unit
+        self.where = np.asarray(where, dtype="int64")
+        self.bad = np.zeros(len(self.where), dtype=bool)
+        self.field = np.full(len(self.where), None, dtype=object)
+        self.reason = np.full(len(self.where), None, dtype=object)
+
+    def flag(self, mask: np.ndarray, field_name: str, reason, values=None) -> None:
+        """Mark rows in ``mask`` bad with ``field_name``/``reason`` (first fault of a row wins).
+
+        ``reason`` may contain ``{value}``, filled from ``values`` for the rows kept.
+        """
+        mask = np.asarray(mask, dtype=bool) & ~self.bad
+        if not mask.any():
+            return
+        self.bad |= mask
+        self.field[mask] = field_name
+        if values is not None and "{value" in reason:
+            vals = np.asarray(values, dtype=object)[mask]
+            self.reason[mask] = [reason.format(value=v) for v in vals]
+        else:
+            self.reason[mask] = reason
+
+    def check_coords(self, lat: np.ndarray, lon: np.ndarray, lat_raw=None, lon_raw=None,
+                     lat_field: str = "lat", lon_field: str = "lon",
+                     lat_bad: np.ndarray | None = None, lon_bad: np.ndarray | None = None) -> None:
+        """Missing, non-numeric, NaN and out-of-range latitude/longitude."""
+        for v, raw, fname, lim, notnum in ((lat, lat_raw, lat_field, 90.0, lat_bad),
+                                           (lon, lon_raw, lon_field, 180.0, lon_bad)):
+            if notnum is not None:
+                self.flag(notnum, fname, "not a number: {value!r}", raw)
+            self.flag(np.isnan(v), fname, "missing or NaN coordinate")
+            self.flag(~np.isfinite(v) | (np.abs(v) > lim), fname,
+                      f"coordinate {{value}} outside [-{lim:g}, {lim:g}]", v)
+
+    def report(self, skip_bad: bool) -> tuple[np.ndarray, list[InputError]]:
+        """Raise the first fault, or (``skip_bad``) return the keep-mask and one error per row."""
+        if not self.bad.any():
+            return np.ones(len(self.bad), dtype=bool), []
+        idx = np.flatnonzero(self.bad)
+        idx = idx[np.argsort(self.where[idx], kind="stable")]
+        errs = [InputError(self.path, str(self.reason[i]), int(self.where[i]), self.field[i],
+                           unit=self.unit) for i in (idx if skip_bad else idx[:1])]
+        if not skip_bad:
+            raise errs[0]
+        return ~self.bad, errs
+
+
+def parse_times(values, *, iso_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps as unix seconds (float64) from unix seconds/milliseconds or ISO-8601 text.
+
+    Returns ``(seconds, bad)``: ``bad`` marks values present but unreadable. Naive ISO times
+    are taken as UTC. Vectorised: numbers first, the rest parsed as ISO-8601 in one call.
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    s = s.reset_index(drop=True)
+    present = s.notna().to_numpy()
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        present = present & s.astype(str).str.strip().ne("").to_numpy()
+    out = np.full(len(s), np.nan)
+    if not iso_only:
+        num = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        out = np.array(ms_to_s(num), copy=True)
+    rest = present & np.isnan(out)
+    if rest.any():
+        sub = s[rest].astype(str).str.strip()
+        dt = pd.to_datetime(sub, utc=True, errors="coerce", format="ISO8601")
+        out[rest] = schema.to_unix(dt)
+    bad = present & ~np.isfinite(out)
+    out[~np.isfinite(out)] = np.nan
+    return out, bad
