@@ -1,0 +1,247 @@
+"""Tables -> files: CSV, GeoJSON, (Geo)Parquet and GeoPackage, written atomically.
+
+Why: testers export their data, planners receive study extracts, analysts open results in QGIS
+or pandas. One :func:`write_table` turns any schema table into the format each of them expects,
+with the SPEC conventions fixed in one place:
+
+* CSV: the section-3 column names, timestamps as unix seconds (float), geometry as WKT;
+* GeoJSON: one feature per row, properties with ISO-8601 UTC timestamps;
+* Parquet: GeoParquet (geopandas) when the table has a geometry, plain Parquet (pyarrow)
+  otherwise; timestamps stay timezone-aware;
+* GeoPackage (pyogrio): a layer named after the table, for trips and sections (any table with
+  geometry, or with ``lat``/``lon`` as points).
+
+Geometry columns in tables hold WKB bytes (see :mod:`emission_ext.schema`). Tables without a
+``geometry`` column but with ``lat``/``lon`` (points, places) get point geometries in GeoJSON
+and GeoPackage. Every write goes to a temporary file in the target directory and is moved in
+place with :func:`os.replace`, so a reader never sees half a file.
+
+:func:`read_table` reads any of these files back into a schema-typed frame.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from ..errors import InputError
+
+FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet": "parquet",
+           ".pq": "parquet", ".gpkg": "gpkg"}
+CRS = "EPSG:4326"
+
+__all__ = ["write_table", "read_table", "format_from_path", "FORMATS"]
+
+
+def format_from_path(path: str | Path, fmt: str | None = None) -> str:
+    """The output format: ``fmt`` if given, else from the extension (.csv .geojson .parquet .gpkg)."""
+    if fmt is not None:
+        fmt = fmt.lower().lstrip(".")
+        if fmt not in set(FORMATS.values()):
+            raise InputError(str(path), f"unknown table format {fmt!r}; use csv, geojson, parquet "
+                             "or gpkg", field="format")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(str(path), f"cannot tell the format from the extension {suffix!r}; "
+                         "use .csv, .geojson, .parquet or .gpkg (or pass fmt)", field="format")
+    return FORMATS[suffix]
+
+
+@contextmanager
+def _atomic(path: Path, suffix: str):
+    """Yield a temporary path next to ``path``; move it onto ``path`` if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # let the writer create it (GDAL refuses to open an empty file)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _geometry(df: pd.DataFrame):
+    """A GeoSeries for ``df`` (from WKB ``geometry``, else ``lat``/``lon`` points) or None."""
+    import geopandas as gpd
+    import shapely
+
+    if "geometry" in df.columns:
+        wkb = df["geometry"].to_numpy(dtype=object)
+        wkb = np.where(pd.isna(wkb), None, wkb)
+        try:
+            geoms = shapely.from_wkb(wkb)
+        except shapely.errors.GEOSException as exc:
+            raise schema.SchemaError(_name(df), "geometry", f"invalid WKB: {exc}") from None
+        return gpd.GeoSeries(geoms, index=df.index, crs=CRS)
+    if "lat" in df.columns and "lon" in df.columns:
+        return gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), index=df.index, crs=CRS)
+    return None
+
+
+def _name(df: pd.DataFrame) -> str:
+    return str(df.attrs.get("table", "table"))
+
+
+def _ts_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if isinstance(df[c].dtype, pd.DatetimeTZDtype)
+            or pd.api.types.is_datetime64_dtype(df[c].dtype)]
+
+
+def _iso(s: pd.Series) -> pd.Series:
+    """ISO-8601 UTC text (``...Z``, microseconds only when present); NaT -> None."""
+    s = s.dt.tz_convert("UTC") if isinstance(s.dtype, pd.DatetimeTZDtype) else s.dt.tz_localize("UTC")
+    whole = (s.dt.microsecond == 0) & (s.dt.nanosecond == 0)
+    out = pd.Series(np.where(whole, s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             s.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")), index=s.index, dtype=object)
+    return out.where(s.notna(), None)
+
+
+def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
+                table: str | None = None) -> Path:
+    """Write a table to CSV, GeoJSON, Parquet or GeoPackage, atomically.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table; a ``geometry`` column holds WKB bytes (or None).
+    path : str or Path
+        Destination; parent folders are created.
+    fmt : {"csv", "geojson", "parquet", "gpkg"}, optional
+        Default: from the extension.
+    table : str, optional
+        Schema table name (``trips``, ``sections``...). When given, the frame is coerced and
+        validated against it first (columns in schema order, extra columns kept after them),
+        and it names the GeoPackage layer.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        Unknown format.
+    SchemaError
+        ``df`` does not match ``table``, or holds invalid WKB.
+    """
+    path = Path(path)
+    fmt = format_from_path(path, fmt)
+    if table is not None:
+        df = schema.validate(schema.coerce(df, table), table)
+        df.attrs["table"] = table
+    if fmt == "csv":
+        out = df.copy()
+        for c in _ts_columns(out):
+            out[c] = schema.to_unix(out[c])
+        if "geometry" in out.columns:
+            import shapely
+
+            g = _geometry(out)
+            out["geometry"] = shapely.to_wkt(g.to_numpy(), rounding_precision=-1)
+        with _atomic(path, ".csv") as tmp:
+            out.to_csv(tmp, index=False, float_format="%.15g")
+    elif fmt == "geojson":
+        import geopandas as gpd
+
+        out = df.copy()
+        for c in _ts_columns(out):
+            out[c] = _iso(out[c])
+        geom = _geometry(out)
+        props = out.drop(columns=["geometry"], errors="ignore")
+        gdf = gpd.GeoDataFrame(props, geometry=geom if geom is not None else
+                               gpd.GeoSeries([None] * len(out), index=out.index, crs=CRS), crs=CRS)
+        text = gdf.to_json(na="null", drop_id=True, to_wgs84=False)
+        with _atomic(path, ".geojson") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    elif fmt == "parquet":
+        if "geometry" in df.columns:
+            import geopandas as gpd
+
+            gdf = gpd.GeoDataFrame(df.drop(columns=["geometry"]), geometry=_geometry(df), crs=CRS)
+            with _atomic(path, ".parquet") as tmp:
+                gdf.to_parquet(tmp, index=False)
+        else:
+            with _atomic(path, ".parquet") as tmp:
+                df.to_parquet(tmp, index=False, engine="pyarrow")
+    else:  # gpkg
+        import geopandas as gpd
+
+        geom = _geometry(df)
+        layer = table or df.attrs.get("table") or path.stem
+        with _atomic(path, ".gpkg") as tmp:
+            if geom is None:
+                import pyogrio
+
+                pyogrio.write_dataframe(df, tmp, layer=layer, driver="GPKG")
+            else:
+                gdf = gpd.GeoDataFrame(df.drop(columns=["geometry"], errors="ignore"),
+                                       geometry=geom, crs=CRS)
+                gdf.to_file(tmp, layer=layer, driver="GPKG", engine="pyogrio")
+    return path
+
+
+def read_table(path: str | Path, table: str | None = None, fmt: str | None = None) -> pd.DataFrame:
+    """Read a file written by :func:`write_table` back into a frame.
+
+    Timestamps become ``datetime64[ns, UTC]`` (unix seconds in CSV, ISO-8601 text in GeoJSON),
+    geometry becomes WKB bytes again (dropped when it was only made from ``lat``/``lon``).
+    With ``table``, the result is coerced and validated against that schema table.
+    """
+    import geopandas as gpd
+    import shapely
+
+    path = Path(path)
+    fmt = format_from_path(path, fmt)
+    if not path.exists():
+        raise InputError(str(path), "file not found")
+    t = schema.table(table) if table else None
+    ts_cols = [c.name for c in t.columns if c.dtype == schema.UTC_TS] if t else []
+    str_cols = {c.name: str for c in t.columns if c.dtype == schema.STR} if t else {}
+    if fmt == "csv":
+        df = pd.read_csv(path, dtype=str_cols, keep_default_na=True)
+        if "geometry" in df.columns:
+            wkt = df["geometry"].to_numpy(dtype=object)
+            missing = pd.isna(wkt)
+            wkb = shapely.to_wkb(shapely.from_wkt(np.where(missing, None, wkt)))
+            df["geometry"] = pd.Series(np.where(missing, None, wkb), index=df.index, dtype=object)
+    elif fmt == "parquet":
+        try:
+            gdf = gpd.read_parquet(path)
+            df = _from_gdf(gdf, t)
+        except ValueError:  # plain Parquet without geo metadata
+            df = pd.read_parquet(path)
+    else:
+        gdf = gpd.read_file(path, engine="pyogrio")
+        df = _from_gdf(gdf, t)
+        for c in df.columns:
+            if c in str_cols and df[c].dtype != object:
+                df[c] = df[c].astype(object).where(df[c].notna(), None)
+    for c in ts_cols:
+        if c in df.columns and not isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601") if df[c].dtype == object \
+                else df[c]
+    if t is not None:
+        df = schema.validate(schema.coerce(df, t.name), t.name)
+    return df
+
+
+def _from_gdf(gdf, t) -> pd.DataFrame:
+    """GeoDataFrame -> frame with WKB ``geometry`` only where the table declares one."""
+    import shapely
+
+    df = pd.DataFrame(gdf.drop(columns=[gdf.geometry.name]))
+    if t is None or "geometry" in t.names:
+        g = gdf.geometry.to_numpy()
+        wkb = shapely.to_wkb(g)
+        df["geometry"] = pd.Series(np.where(pd.isna(g), None, wkb), index=df.index, dtype=object)
+    return df
+
