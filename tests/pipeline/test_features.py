@@ -1,0 +1,169 @@
+"""Section features on hand-made tracks whose answers are known."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emission_ext.schema import from_unix
+from pipeline.features import FEATURES, MOTION_FEATURES, TRANSIT_FEATURES, section_features, group_quantiles
+from pipeline.transit import TransitIndex, TransitParams
+from tests.pipeline.test_transit import LAT0, LON0, east, tiny_feed
+
+T0 = pd.Timestamp("2025-06-03 08:00", tz="Europe/Paris").timestamp()
+
+
+def track(speeds, dt=5.0, t0=T0, lat0=LAT0, lon0=LON0, heading=90.0, user="u", sec="s1", zigzag=0.0):
+    """Points of a straight (or zig-zag) track moving at ``speeds[i]`` m/s during step i."""
+    speeds = np.asarray(speeds, float)
+    d = np.r_[0.0, np.cumsum(speeds * dt)]
+    h = np.radians(heading)
+    north = d * np.cos(h)
+    east_m = d * np.sin(h)
+    if zigzag:
+        north = north + zigzag * (np.arange(len(d)) % 2)
+    t = t0 + np.arange(len(d)) * dt
+    return pd.DataFrame({
+        "user_id": user, "ts": from_unix(t),
+        "lat": lat0 + north / 111_195.0,
+        "lon": lon0 + east_m / (111_195.0 * np.cos(np.radians(lat0))),
+        "accuracy_m": 8.0, "source": "android", "trip_id": "t1", "section_id": sec,
+    })
+
+
+def sections_of(points: pd.DataFrame) -> pd.DataFrame:
+    g = points.groupby(["user_id", "section_id"], sort=False)["ts"].agg(["min", "max"]).reset_index()
+    return pd.DataFrame({"user_id": g["user_id"], "trip_id": "t1", "section_id": g["section_id"],
+                         "start_ts": g["min"], "end_ts": g["max"]})
+
+
+def test_constant_speed_track():
+    pts = track([1.4] * 60)
+    f = section_features(pts, sections_of(pts)).iloc[0]
+    assert f["n_points"] == 61
+    assert f["duration_s"] == pytest.approx(300.0)
+    assert f["distance_m"] == pytest.approx(420.0, rel=1e-3)
+    assert f["sinuosity"] == pytest.approx(1.0, abs=1e-6)
+    for c in ("speed_p10", "speed_p50", "speed_p95", "speed_mean"):
+        assert f[c] == pytest.approx(1.4, rel=1e-3)
+    assert f["acc_p90"] == pytest.approx(0.0, abs=1e-6)
+    assert f["stop_per_km"] == 0.0 and f["stop_share"] == 0.0
+    assert f["dt_median"] == 5.0 and f["gap_share"] == 0.0
+    assert f["accuracy_median"] == 8.0
+
+
+def test_stops_counted_with_their_duration():
+    # 10 m/s, then stopped 30 s (6 steps), then 10 m/s, then stopped 5 s (too short to count)
+    pts = track([10.0] * 20 + [0.0] * 6 + [10.0] * 20 + [0.0] + [10.0] * 10)
+    f = section_features(pts, sections_of(pts)).iloc[0]
+    assert f["stop_mean_s"] == pytest.approx(30.0)
+    assert f["stop_per_km"] == pytest.approx(1000.0 / 2500.0, rel=1e-3)  # 50 steps of 50 m
+    assert f["stop_share"] == pytest.approx(30.0 / f["duration_s"])
+    assert f["acc_p90"] > 0
+
+
+def test_turn_rate_separates_zigzag_from_straight():
+    straight = track([3.0] * 40, sec="a")
+    zig = track([3.0] * 40, sec="b", zigzag=10.0, t0=T0 + 1000)
+    pts = pd.concat([straight, zig], ignore_index=True)
+    f = section_features(pts, sections_of(pts))
+    assert f.loc[0, "turn_per_100m"] == pytest.approx(0.0, abs=1e-6)
+    assert f.loc[1, "turn_per_100m"] > 100.0
+    assert f.loc[1, "sharp_turn_share"] > 0.9
+    assert f.loc[1, "sinuosity"] < 0.9
+
+
+def test_rows_follow_sections_order_and_index_whatever_the_points_order():
+    a = track([1.4] * 30, sec="walk")
+    b = track([12.0] * 30, sec="car", t0=T0 + 2000)
+    c = track([4.0] * 30, sec="bike", user="v")
+    pts = pd.concat([a, b, c], ignore_index=True).sample(frac=1.0, random_state=1)
+    secs = sections_of(pd.concat([a, b, c])).iloc[[2, 0, 1]]
+    secs.index = [10, 20, 30]
+    f = section_features(pts, secs)
+    assert list(f.index) == [10, 20, 30]
+    assert list(f.columns) == list(FEATURES)
+    np.testing.assert_allclose(f["speed_p50"].to_numpy(), [4.0, 1.4, 12.0], rtol=1e-3)
+
+
+def test_section_without_points_is_nan_and_points_outside_sections_ignored():
+    pts = track([2.0] * 10)
+    pts.loc[:3, "section_id"] = None
+    secs = pd.concat([sections_of(pts.dropna(subset=["section_id"])),
+                      pd.DataFrame({"user_id": ["u"], "trip_id": ["t1"], "section_id": ["empty"],
+                                    "start_ts": from_unix([T0]), "end_ts": from_unix([T0 + 10])})],
+                     ignore_index=True)
+    f = section_features(pts, secs)
+    assert f.loc[0, "n_points"] == 7
+    assert f.loc[1, "n_points"] == 0
+    assert np.isnan(f.loc[1, "speed_p50"])
+
+
+def test_gps_jumps_do_not_make_speeds():
+    pts = track([1.4] * 20)
+    pts.loc[10, "lat"] += 0.5  # a 55 km jump for one fix
+    f = section_features(pts, sections_of(pts)).iloc[0]
+    assert f["speed_p95"] < 3.0
+
+
+def test_motion_shares():
+    pts = track([1.4] * 60)  # 08:00 - 08:05
+    ts = from_unix(T0 + np.array([10, 20, 30, 40, 400.0]))
+    motion = pd.DataFrame({"user_id": "u", "ts": ts,
+                           "activity": ["WALKING", "ON_FOOT", "IN_VEHICLE", "STILL", "ON_BICYCLE"],
+                           "confidence": 90.0})
+    f = section_features(pts, sections_of(pts), motion=motion).iloc[0]
+    assert f["motion_foot"] == pytest.approx(0.5)
+    assert f["motion_vehicle"] == pytest.approx(0.25)
+    assert f["motion_still"] == pytest.approx(0.25)
+    assert f["motion_bike"] == 0.0  # the bicycle reading is after the section
+    assert f["motion_n"] == 4
+    g = section_features(pts, sections_of(pts)).iloc[0]
+    assert g[list(MOTION_FEATURES)].isna().all()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return TransitIndex.from_gtfs(tiny_feed(), TransitParams(cell_m=5.0, margin_m=500.0))
+
+
+def test_transit_features_for_a_scheduled_bus_ride(tiny):
+    # trip t1 leaves S0 (x=0) at 08:10, reaches S1 08:14, S2 08:18: ride it with a 20 s dwell at S1
+    dt = 5.0
+    leg = [1000.0 / 220.0] * 44  # 1000 m in 220 s, then dwell 20 s
+    bus = track(leg + [0.0] * 4 + leg, dt=dt, t0=T0 + 600, sec="bus")
+    # a car on a parallel street 300 m north, same times
+    car = track(leg + [0.0] * 4 + leg, dt=dt, t0=T0 + 600, sec="car", lat0=LAT0 + 300 / 111_195.0)
+    pts = pd.concat([bus, car], ignore_index=True)
+    f = section_features(pts, sections_of(pts), transit=tiny)
+    bus_f, car_f = f.iloc[0], f.iloc[1]
+    assert bus_f["bus_near_share"] == 1.0 and bus_f["route_share"] == 1.0
+    assert bus_f["stops_at_bus_stops"] == 1 and bus_f["stop_at_stop_share"] == 1.0
+    assert bus_f["sched_match"] == 1.0
+    assert car_f["bus_near_share"] == 0.0 and car_f["route_share"] == 0.0
+    assert car_f["sched_match"] == 0.0
+    assert car_f["bus_dist_median"] == pytest.approx(300.0, abs=10.0)
+    assert bus_f["rail_station_dist"] == pytest.approx(np.hypot(1000.0, 800.0), abs=5.0)  # ends at (2000, 0); G at (3000, -800)
+    assert bus_f["ferry_near_share"] == 0.0
+
+
+def test_transit_features_off_schedule_do_not_match(tiny):
+    leg = [1000.0 / 220.0] * 44
+    bus = track(leg + [0.0] * 4 + leg, t0=T0 - 3 * 3600, sec="early")  # 05:00, no bus yet
+    f = section_features(bus, sections_of(bus), transit=tiny).iloc[0]
+    assert f["route_share"] == 1.0 and f["sched_match"] == 0.0
+
+
+def test_without_transit_index_the_transit_features_are_nan():
+    pts = track([5.0] * 10)
+    f = section_features(pts, sections_of(pts)).iloc[0]
+    assert f[list(TRANSIT_FEATURES)].isna().all()
+
+
+def test_group_quantiles_nearest_rank():
+    v = np.array([5.0, 1.0, 3.0, np.nan, 10.0, 20.0])
+    g = np.array([0, 0, 0, 0, 2, 2])
+    q = group_quantiles(v, g, 3, (0.0, 0.5, 1.0))
+    np.testing.assert_allclose(q[0], [1.0, 3.0, 5.0])
+    assert np.isnan(q[1]).all()
+    np.testing.assert_allclose(q[2, [0, 2]], [10.0, 20.0])
