@@ -306,12 +306,8 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
             d4.append(data.get("sensed_speed", data.get("speed", data.get("mSpeed"))))
             e5.append(data.get("heading", data.get("bearing", data.get("mBearing"))))
 
-    problems: list[InputError] = []
-    if bad_shape:
-        first = [InputError(origin, r, i, f or None, unit="entry") for i, f, r in bad_shape]
-        if not skip_bad:
-            raise first[0]
-        problems.extend(first)
+    problems: list[InputError] = [InputError(origin, r, i, f or None, unit="entry")
+                                  for i, f, r in bad_shape]
 
     n = len(idx)
     where = np.asarray(idx, dtype="int64")
@@ -384,9 +380,13 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
         chk.flag(is_tr & pd.isna(trn), "data.transition", "unknown transition {value!r}",
                  np.asarray(a, dtype=object))
 
-    keep, errs = chk.report(skip_bad)
-    problems.extend(errs)
-    problems.sort(key=lambda e: e.line if e.line is not None else -1)
+    try:
+        keep, errs = chk.report(skip_bad)
+    except InputError as first_row_error:  # the earliest entry at fault, whatever its kind
+        raise min(problems + [first_row_error], key=lambda e: e.line) from None
+    if problems and not skip_bad:
+        raise problems[0]
+    problems = sorted(problems + errs, key=lambda e: e.line)
 
     tz = _time_zones(users.to_numpy(dtype=object), plat_s, np.asarray(tzs, dtype=object), keep)
     base = pd.DataFrame({"user_id": users, "ts": t, "_kind": kind_a})[keep]
