@@ -1,0 +1,104 @@
+"""``emission-ext import``: load raw phone/GPS data into the store (incremental, idempotent).
+
+Why: the batch pipeline works from the store; this is how raw data gets there, from files
+(e-mission JSON exports, CSV, GPX, GeoLife) or straight from a TRACES/e-mission MongoDB. Rows
+already present (same table key) are not added again, so importing the same file twice adds 0.
+"""
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError
+from ..stores.base import AppendResult
+from ..stores.loading import load_raw
+from ._common import progress
+from ._store import open_ctx_store, store_option
+
+MAX_PROBLEMS_SHOWN = 5
+
+
+def _report(counts: dict[str, AppendResult]) -> None:
+    for table in ("points", "motion", "transitions"):
+        r = counts.get(table)
+        if r is not None:
+            click.echo(f"{table}: {r.added} added ({r.present} already present)")
+
+
+@click.group("import")
+def command() -> None:
+    """Load raw data into the store: files of one format, or a TRACES/e-mission MongoDB."""
+
+
+def _file_command(fmt: str, what: str) -> None:
+    @command.command(fmt, help=f"Import {what} files.")
+    @click.argument("files", nargs=-1, required=True,
+                    type=click.Path(exists=True, dir_okay=False, readable=True))
+    @click.option("--skip-bad", is_flag=True,
+                  help="Skip malformed rows/entries (reported) instead of stopping at the first.")
+    @click.option("--user-id", default=None, metavar="U",
+                  help="Give every row this user id (default: from the data or the file name).")
+    @store_option
+    @click.pass_context
+    def _cmd(ctx, files, skip_bad, user_id, store, store_db):
+        from ..io.readers import RawData, read
+
+        st = open_ctx_store(ctx, store, store_db)
+        raws = []
+        # read and check every file first: a bad file stops the import before anything is written
+        for path in progress(files, desc=f"reading {fmt}", unit="file"):
+            raws.append(read(path, fmt=fmt, skip_bad=skip_bad, user_id=user_id))
+        raw = RawData.concat(raws) if len(raws) > 1 else raws[0]
+        counts = load_raw(st, raw)
+        _report(counts)
+        users = sorted(set(raw.points["user_id"]) | set(raw.motion["user_id"]))
+        click.echo(f"users: {len(users)} ({', '.join(users[:5])}{', ...' if len(users) > 5 else ''})")
+        if raw.skipped:
+            click.echo(f"skipped {raw.skipped} bad rows/entries:", err=True)
+            for p in raw.problems[:MAX_PROBLEMS_SHOWN]:
+                click.echo(f"  {p}", err=True)
+            if len(raw.problems) > MAX_PROBLEMS_SHOWN:
+                click.echo(f"  ... and {len(raw.problems) - MAX_PROBLEMS_SHOWN} more", err=True)
+
+    _cmd.__name__ = f"import_{fmt}"
+
+
+_file_command("emission", "e-mission timeseries JSON (.json / .json.gz)")
+_file_command("csv", "CSV point")
+_file_command("gpx", "GPX track")
+_file_command("geolife", "GeoLife .plt")
+
+
+@command.command("mongo")
+@click.option("--url", required=True, metavar="URL",
+              help="The TRACES/e-mission MongoDB, e.g. mongodb://localhost:27017/.")
+@click.option("--db", "db_name", default="Stage_database", show_default=True,
+              help="e-mission database holding Stage_timeseries.")
+@click.option("--users", "users", multiple=True, metavar="U",
+              help="Only these users (32-hex e-mission ids; repeat or comma-separate).")
+@store_option
+@click.pass_context
+def mongo(ctx, url, db_name, users, store, store_db):
+    """Import new raw entries from an e-mission MongoDB (incremental by metadata.write_ts)."""
+    import pymongo
+    import pymongo.errors
+
+    from ..stores.mongo import import_timeseries
+
+    if not url.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"--url must be a mongodb:// URL, got {url!r}")
+    st = open_ctx_store(ctx, store, store_db)
+    wanted = [u for arg in users for u in arg.split(",") if u] or None
+    try:
+        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000,
+                                     uuidRepresentation="pythonLegacy")
+        client.admin.command("ping")
+    except (pymongo.errors.PyMongoError, ValueError) as exc:
+        raise ConfigError(f"cannot reach MongoDB at {url}: {exc}") from None
+    try:
+        counts = import_timeseries(client[db_name], st, users=wanted,
+                                   progress=lambda it: progress(it, desc="users", unit="user"))
+    finally:
+        client.close()
+    if not counts:
+        click.echo("no new entries")
+    _report(counts)
