@@ -116,6 +116,8 @@ def _split_records(records: pd.DataFrame | None, sec_keys: pd.Series):
     r = r[r["_key"].isin(sec_keys)]
     park = r[r["source"] == "parking"]
     mob = r[r["source"] != "parking"].sort_values("start_ts").drop_duplicates("_key")
+    mob = mob.assign(_t0=to_unix(mob["start_ts"]),
+                     _t1=to_unix(mob["end_ts"]) if "end_ts" in mob else np.nan)
     return mob.set_index("_key"), park
 
 
@@ -161,8 +163,7 @@ def section_costs(sections: pd.DataFrame, testers: pd.DataFrame | None, factor_i
     def col(name):
         if mob is None or name not in mob:
             return np.full(n, np.nan)
-        return keys.map(mob[name]).to_numpy(dtype="float64", na_value=np.nan) \
-            if name not in ("start_ts", "end_ts") else to_unix(keys.map(mob[name]))
+        return keys.map(mob[name].astype("float64")).to_numpy(dtype="float64", na_value=np.nan)
 
     rec_amount = col("amount_eur")
     has_amount = ~np.isnan(rec_amount)
@@ -204,7 +205,7 @@ def section_costs(sections: pd.DataFrame, testers: pd.DataFrame | None, factor_i
     cost[sel], tid[sel] = tariffs["boat_single"], "boat_single"
 
     # -- bike share and car share ------------------------------------------------------------
-    rdur = col("end_ts") - col("start_ts")
+    rdur = col("_t1") - col("_t0")
     rdur = np.where(np.isnan(rdur), dur, rdur)
     bs = mode == "BIKESHARE"
     cost[bs & has_amount], tid[bs & has_amount] = rec_amount[bs & has_amount], "record"

@@ -69,6 +69,8 @@ def compute_footprint(sections: pd.DataFrame, testers: pd.DataFrame | None,
     if len(sections) == 0:
         return schema.empty("footprint")
     sec = schema.coerce(sections, "sections").reset_index(drop=True)
+    if records is not None and len(records):
+        records = schema.coerce(records, "records")
     fids = section_factor_ids(sec, testers, factors, params.factors, _carshare_fuel(sec, records))
     ft = factor_table(factors, params.factors)
     km = sec["distance_m"].to_numpy(dtype="float64") / 1000.0
