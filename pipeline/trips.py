@@ -1,0 +1,486 @@
+"""Trip segmentation: split each user's cleaned points into stays (places) and moves (trips).
+
+Why: a trip is what the tester recognises ("home to work"), and everything downstream (modes,
+operator-record fusion, carbon) hangs off it. The rules follow e-mission's dwell segmentation
+so results agree with its reference output on real phones, but run on whole arrays for every
+user at once instead of one point at a time:
+
+* **Dwell** (dense sampling: Android's time filter, GPS loggers): a point is *dwelling* when
+  every point of the trailing ``dwell_time_s`` window (at least that long) fits in a box of
+  ``dwell_radius_m``. The window extents come from a level-by-level sparse table (range
+  min/max over variable windows in O(n log w) numpy work, two arrays alive at a time).
+* **Gaps** (sparse sampling: iOS's distance filter stops reporting when the phone is still,
+  Android stops tracking after a stop): a silence longer than ``dwell_time_s`` with less than
+  ``dwell_radius_m`` of displacement, a silence longer than ``max_gap_s`` at walking speed or
+  less, or any silence longer than ``untracked_gap_s`` ends the trip.
+* **State machine** (when present): a trip-end transition (``STOPPED_MOVING``,
+  ``TRIP_ENDED``, ``VISIT_STARTED``...) inside a silence longer than ``transition_gap_s``
+  ends the trip too.
+* Moves that never leave a ``dwell_radius_m`` box, are shorter than ``min_trip_distance_m``
+  or ``min_trip_duration_s`` are GPS jitter and fold back into the surrounding stay.
+* A trip that is still moving at the end of the data ends at the last point (its end place
+  has no ``exit_ts``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from emission_ext import schema
+
+from .geo import project_by_group
+
+#: Substrings of state-machine transition names meaning tracking was stopped or the phone
+#: restarted: whatever happened in between, the trip before has ended.
+RESTART_TRANSITIONS = ("STOP_TRACKING", "BOOTED", "TRACKING_STOPPED")
+
+#: Phone activities that mean the tester was moving.
+MOVING_ACTIVITIES = ("IN_VEHICLE", "ON_BICYCLE", "ON_FOOT", "WALKING", "RUNNING")
+
+#: Largest number of window points checked exactly in one numpy batch (bounds memory).
+_EXACT_BATCH = 2_000_000
+
+#: A dwell window may be this much shorter than ``dwell_time_s`` (sampling jitter), seconds.
+DWELL_FUZZ_S = 30.0
+
+
+@dataclass(frozen=True)
+class TripParams:
+    """Trip segmentation thresholds (metres, seconds).
+
+    Attributes
+    ----------
+    dwell_radius_m : float
+        A stay fits in a box this wide.
+    dwell_time_s : float
+        ... for at least this long.
+    max_gap_s : float
+        A silence longer than this at no more than ``gap_speed_mps`` ends the trip.
+    gap_speed_mps : float
+        Mean speed across a long silence below which the tester is taken to have stopped.
+    untracked_gap_s : float
+        Any silence longer than this ends the trip (untracked time).
+    dwell_points : int
+        ... and over at least this many points (sparse fixes alone never make a stay).
+    min_trip_distance_m : float
+        Shorter moves (path length) are jitter.
+    min_trip_duration_s : float
+        Shorter moves are jitter.
+    """
+
+    dwell_radius_m: float = 100.0
+    dwell_time_s: float = 300.0
+    max_gap_s: float = 600.0
+    gap_speed_mps: float = 100.0 / 300.0
+    untracked_gap_s: float = 12 * 3600.0
+    dwell_points: int = 9
+    departure_gap_s: float = 60.0
+    end_at: str = "window_median"
+    min_trip_distance_m: float = 200.0
+    min_trip_duration_s: float = 60.0
+
+
+@dataclass
+class Track:
+    """Points of one or many users as aligned numpy arrays, sorted by (user, ts).
+
+    ``codes`` index ``users``; ``t`` unix seconds; ``x``, ``y`` metres in each user's local
+    projection; ``step`` metres from the previous point of the same user (0 at a user's first).
+    """
+
+    points: pd.DataFrame
+    users: np.ndarray
+    codes: np.ndarray
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    step: np.ndarray
+    new_user: np.ndarray
+
+
+def make_track(points: pd.DataFrame) -> Track:
+    """Sort schema points by (user, ts) and compute the projected arrays of a :class:`Track`."""
+    pts = schema.coerce(points, "points")
+    codes, users = pd.factorize(pts["user_id"], sort=True)
+    ti = pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    order = np.lexsort((ti, codes))
+    if not (order.size == 0 or np.all(order[1:] > order[:-1])):
+        pts = pts.iloc[order]
+        codes, ti = codes[order], ti[order]
+    pts = pts.reset_index(drop=True)
+    lat = pts["lat"].to_numpy(dtype="float64")
+    lon = pts["lon"].to_numpy(dtype="float64")
+    x, y = project_by_group(lat, lon, codes)
+    n = lat.size
+    new_user = np.ones(n, dtype=bool)
+    step = np.zeros(n)
+    if n > 1:
+        new_user[1:] = codes[1:] != codes[:-1]
+        step[1:] = np.hypot(np.diff(x), np.diff(y))
+        step[new_user] = 0.0
+    return Track(pts, np.asarray(users, dtype=object), codes, ti.astype("float64") / 1e9, lat, lon,
+                 x, y, step, new_user)
+
+
+def range_minmax(values: list[np.ndarray], lo: np.ndarray, hi: np.ndarray
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(min, max)`` of each array over the inclusive index ranges ``[lo[k], hi[k]]``.
+
+    A sparse table built one level at a time: level ``l`` holds the max/min over runs of
+    ``2**l`` elements; each query is answered at its own level by two overlapping runs and the
+    level is then discarded. Work O(n log w) for windows up to ``w`` points, memory O(n).
+    Requires ``0 <= lo <= hi < n``.
+    """
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    out = [(np.zeros(lo.size), np.zeros(lo.size)) for _ in values]
+    if lo.size == 0:
+        return out
+    level_of = np.floor(np.log2(hi - lo + 1)).astype(np.int64)
+    top = int(level_of.max())
+    cur_max = [v.astype("float64", copy=True) for v in values]
+    cur_min = [v.astype("float64", copy=True) for v in values]
+    for level in range(top + 1):
+        sel = np.flatnonzero(level_of == level)
+        if sel.size:
+            a = lo[sel]
+            b = hi[sel] - (1 << level) + 1
+            for j in range(len(values)):
+                out[j][0][sel] = np.minimum(cur_min[j][a], cur_min[j][b])
+                out[j][1][sel] = np.maximum(cur_max[j][a], cur_max[j][b])
+        if level < top:
+            s = 1 << level
+            for j in range(len(values)):
+                cur_max[j] = np.maximum(cur_max[j][:-s], cur_max[j][s:])
+                cur_min[j] = np.minimum(cur_min[j][:-s], cur_min[j][s:])
+    return out
+
+
+def _within_radius(x, y, lo, anchor, radius):
+    """Whether every point of each window ``[lo[k], anchor[k]]`` lies within ``radius`` of
+    point ``anchor[k]`` (Euclidean).
+
+    The window's bounding box (sparse table) settles most windows: inside the inscribed square
+    means yes, outside the circumscribed square means no. Only the windows in between are
+    checked point by point, in bounded numpy batches.
+    """
+    (xmin, xmax), (ymin, ymax) = range_minmax([x, y], lo, anchor)
+    xa, ya = x[anchor], y[anchor]
+    reach = np.maximum.reduce([xmax - xa, xa - xmin, ymax - ya, ya - ymin])
+    inner = radius / np.sqrt(2.0)
+    ok = reach <= inner
+    unsure = np.flatnonzero((reach > inner) & (reach <= radius))
+    if unsure.size:
+        lens = anchor[unsure] - lo[unsure] + 1
+        bounds = np.searchsorted(np.cumsum(lens), np.arange(_EXACT_BATCH, lens.sum() + _EXACT_BATCH,
+                                                            _EXACT_BATCH), side="right")
+        start = 0
+        for stop in np.unique(np.r_[bounds, unsure.size]):  # a few batches, not per point
+            if stop <= start:
+                continue
+            sel = unsure[start:stop]
+            idx, k = expand_ranges(lo[sel], anchor[sel])
+            d2 = (x[idx] - x[anchor[sel]][k]) ** 2 + (y[idx] - y[anchor[sel]][k]) ** 2
+            far = np.zeros(sel.size, dtype=bool)
+            far[k[d2 > radius * radius]] = True
+            ok[sel] = ~far
+            start = stop
+    return ok
+
+
+def _events_in_gaps(tr: Track, events: pd.DataFrame | None, mask=None) -> np.ndarray:
+    """Per point i: one of ``events`` (rows with user_id, ts) lies in (t[i-1], t[i]]."""
+    n = tr.t.size
+    out = np.zeros(n, dtype=bool)
+    if events is None or len(events) == 0 or n < 2:
+        return out
+    ev = events if mask is None else events.loc[mask]
+    if len(ev) == 0:
+        return out
+    ucode = pd.Index(tr.users).get_indexer(ev["user_id"].astype(str))
+    ok = ucode >= 0
+    if not ok.any():
+        return out
+    ets = schema.to_unix(pd.to_datetime(ev["ts"], utc=True))[ok]
+    ucode = ucode[ok]
+    base = np.nanmin(tr.t) - 5 * 86400.0
+    span = (np.nanmax(tr.t) - base) + 10 * 86400.0
+    key_pts = tr.codes * span + (tr.t - base)
+    key_ev = ucode * span + np.clip(ets - base, 0, span - 1)
+    pos = np.searchsorted(key_pts, key_ev, side="left")  # first point at/after the event
+    pos = pos[(pos > 0) & (pos < n)]
+    pos = pos[~tr.new_user[pos]]
+    out[pos] = True
+    return out
+
+
+def _matching(df: pd.DataFrame | None, col: str, keys: tuple[str, ...]) -> np.ndarray | None:
+    if df is None or len(df) == 0 or col not in df.columns:
+        return None
+    names = df[col].astype(str).str.upper()
+    m = np.zeros(len(df), dtype=bool)
+    for k in keys:
+        m |= names.str.contains(k, regex=False).to_numpy()
+    return m
+
+
+def _trip_ids(users: np.ndarray, start_ts: np.ndarray) -> np.ndarray:
+    ms = np.round(start_ts * 1000).astype(np.int64).astype(str)
+    return np.char.add(np.char.add(users.astype(str), "-t"), ms).astype(object)
+
+
+def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
+                 transitions: pd.DataFrame | None = None,
+                 params: TripParams = TripParams()) -> tuple[np.ndarray, np.ndarray]:
+    """Trip start and end point indices (inclusive) into the sorted :class:`Track`.
+
+    Returns
+    -------
+    (start_idx, end_idx) : int arrays, one entry per trip, in (user, time) order.
+    """
+    p = params
+    n = tr.t.size
+    if n < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    t, x, y = tr.t, tr.x, tr.y
+    dt = np.r_[np.inf, np.diff(t)]
+    disp = tr.step
+    gap_speed = np.where(dt > 0, disp / np.maximum(dt, 1e-9), 0.0)
+    long_gap = dt > p.max_gap_s
+    # a long silence with no moving phone activity inside it is a stay
+    if motion is not None and len(motion):
+        moving = _matching(motion, "activity", MOVING_ACTIVITIES)
+        has_motion_user = np.zeros(len(tr.users), dtype=bool)
+        mu = pd.Index(tr.users).get_indexer(motion["user_id"].astype(str).unique())
+        has_motion_user[mu[mu >= 0]] = True
+        moved_in_gap = _events_in_gaps(tr, motion, moving)
+        still_gap = long_gap & has_motion_user[tr.codes] & ~moved_in_gap
+    else:
+        still_gap = np.zeros(n, dtype=bool)
+    brk = (tr.new_user | (dt > p.untracked_gap_s)
+           | ((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
+           | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap
+           | _events_in_gaps(tr, transitions, _matching(transitions, "transition",
+                                                        RESTART_TRANSITIONS)))
+    brk[0] = True
+    seg_start = np.maximum.accumulate(np.where(brk, np.arange(n), 0))
+
+    # dwell: the trailing window [w, i] spans >= dwell_time_s and >= dwell_points points,
+    # and every point of it lies within dwell_radius_m (Chebyshev) of point i
+    span = (t[-1] - t[0]) + 4 * p.dwell_time_s + 1.0
+    key = tr.codes * span + (t - t[0])  # monotone over (user, t)
+    w = np.searchsorted(key, key - p.dwell_time_s, side="right")  # first point inside the window
+    w = np.minimum(w, np.arange(n) - (p.dwell_points - 1))
+    wc = np.clip(w, 0, n - 1)
+    cand = np.flatnonzero((w >= seg_start) & (t - t[wc] >= p.dwell_time_s - DWELL_FUZZ_S))
+    dwelling = np.zeros(n, dtype=bool)
+    if cand.size:
+        dwelling[cand[_within_radius(x, y, w[cand], cand, p.dwell_radius_m)]] = True
+    # every point of a dwelling window is at the stay
+    di = np.flatnonzero(dwelling)
+    cover = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(cover, w[di] if p.end_at == "arrival" else (w[di] + di) // 2, 1)
+    np.add.at(cover, di + 1, -1)
+    stay = np.cumsum(cover[:-1]) > 0
+
+    move = ~stay
+    prev_move = np.r_[False, move[:-1]]
+    run_start = move & (brk | ~prev_move)
+    next_brk = np.r_[brk[1:], True]
+    next_move = np.r_[move[1:], False]
+    run_end = move & (next_brk | ~next_move)
+    s = np.flatnonzero(run_start)
+    e = np.flatnonzero(run_end)
+    # extend to the adjoining stay points (departure and arrival), within the segment
+    s_ext = np.where((s > 0) & ~brk[s] & stay[np.maximum(s - 1, 0)], s - 1, s)
+    e_nxt = np.minimum(e + 1, n - 1)
+    e_ext = np.where((e + 1 < n) & ~brk[e_nxt] & stay[e_nxt], e + 1, e)
+    # a stay point before a silence is not the departure: the tester left during the silence
+    s_ext = np.where((s_ext < s) & (dt[s] > p.departure_gap_s), s, s_ext)
+    dep, arr = _trim_to_radius(x, y, s_ext, e_ext, p.dwell_radius_m)
+    if p.end_at == "arrival":
+        e_ext = arr
+    else:  # window median; moves that never leave the radius are dropped below
+        e_ext = np.where(arr > dep, e_ext, s_ext)
+
+    # filter jitter: too few points, too short
+    cum = np.cumsum(np.where(brk, 0.0, disp))
+    dist = cum[e_ext] - cum[s_ext]
+    dur = t[e_ext] - t[s_ext]
+    ok = (e_ext > s_ext) & (dist >= p.min_trip_distance_m) & (dur >= p.min_trip_duration_s)
+    return s_ext[ok].astype(np.int64), e_ext[ok].astype(np.int64)
+
+
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All indices of the inclusive ranges ``[lo[k], hi[k]]`` and the range number of each."""
+    lens = np.maximum(hi - lo + 1, 0)
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    starts = np.r_[0, np.cumsum(lens)[:-1]]
+    idx = np.repeat(lo - starts, lens) + np.arange(total)
+    return idx.astype(np.int64), np.repeat(np.arange(lo.size), lens)
+
+
+def _trim_to_radius(x, y, s, e, radius):
+    """Move each trip's start to the departure (last point of the initial run within
+    ``radius`` of the start point) and its end to the arrival (first point of the final run
+    within ``radius`` of the end point). A trip that never leaves comes back with s >= e."""
+    if s.size == 0:
+        return s, e
+    idx, k = expand_ranges(s, e)
+    offsets = np.r_[0, np.cumsum(e - s + 1)[:-1]]
+    far_s = np.hypot(x[idx] - x[s[k]], y[idx] - y[s[k]]) > radius
+    far_e = np.hypot(x[idx] - x[e[k]], y[idx] - y[e[k]]) > radius
+    big = np.iinfo(np.int64).max
+    first_far = np.minimum.reduceat(np.where(far_s, idx, big), offsets)
+    last_far = np.maximum.reduceat(np.where(far_e, idx, -1), offsets)
+    dep = np.where(first_far == big, e, first_far - 1)
+    arr = np.where(last_far < 0, s, last_far + 1)
+    return dep, arr
+
+
+def _user_tz(tr: Track) -> np.ndarray:
+    """Time zone per user code: the points' ``tz`` column when given, else the default."""
+    if "tz" in tr.points.columns and len(tr.points):
+        first = pd.Series(tr.points["tz"].to_numpy()).groupby(tr.codes).first()
+        tz = np.full(len(tr.users), schema.DEFAULT_TZ, dtype=object)
+        tz[first.index.to_numpy()] = first.fillna(schema.DEFAULT_TZ).astype(str).to_numpy()
+        return tz
+    return np.full(len(tr.users), schema.DEFAULT_TZ, dtype=object)
+
+
+def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trips and places tables from trip index ranges (see :func:`detect_trips`)."""
+    import shapely
+
+    users = tr.users[tr.codes[s]] if s.size else np.empty(0, dtype=object)
+    cum = np.cumsum(tr.step)
+    tz = _user_tz(tr)
+    # geometry: one LineString per trip from all its points (vectorised constructor)
+    geom = np.full(s.size, None, dtype=object)
+    if s.size:
+        lens = e - s + 1
+        idx = np.repeat(s - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())
+        coords = np.column_stack([tr.lon[idx], tr.lat[idx]])
+        lines = shapely.linestrings(coords, indices=np.repeat(np.arange(s.size), lens))
+        geom = np.asarray(shapely.to_wkb(lines), dtype=object)
+    start_ts = tr.t[s]
+    trip_id = _trip_ids(users, start_ts)
+    trip_code = tr.codes[s]
+
+    # places: before the first trip, between consecutive trips, after the last trip of a user
+    first_of_user = np.r_[True, trip_code[1:] != trip_code[:-1]] if s.size else np.empty(0, bool)
+    last_of_user = np.r_[trip_code[1:] != trip_code[:-1], True] if s.size else np.empty(0, bool)
+    # place k of a trip list: "before trip j" for each first trip, and "after trip j" for every trip
+    before = np.flatnonzero(first_of_user)
+    pl_code = np.r_[trip_code[before], trip_code]
+    pl_enter = np.r_[np.full(before.size, np.nan), tr.t[e]]
+    pl_exit = np.r_[tr.t[s[before]], np.where(last_of_user, np.nan, np.r_[tr.t[s][1:], np.nan])]
+    # location: median of the points of the stay (between the trips), or the trip end point
+    lo_idx = np.r_[np.searchsorted(tr.codes, trip_code[before], side="left"), e]
+    hi_idx = np.r_[s[before], np.where(last_of_user, np.searchsorted(tr.codes, trip_code, side="right") - 1,
+                                        np.r_[s[1:], 0])]
+    pl_lat, pl_lon = _range_median(tr, lo_idx, hi_idx)
+    # users without any trip: one place over all their points
+    no_trip = np.setdiff1d(np.arange(len(tr.users)), np.unique(trip_code))
+    if no_trip.size:
+        lo_u = np.searchsorted(tr.codes, no_trip, side="left")
+        hi_u = np.searchsorted(tr.codes, no_trip, side="right") - 1
+        keep = hi_u >= lo_u
+        no_trip, lo_u, hi_u = no_trip[keep], lo_u[keep], hi_u[keep]
+        mlat, mlon = _range_median(tr, lo_u, hi_u)
+        pl_code = np.r_[pl_code, no_trip]
+        pl_enter = np.r_[pl_enter, np.full(no_trip.size, np.nan)]
+        pl_exit = np.r_[pl_exit, np.full(no_trip.size, np.nan)]
+        pl_lat, pl_lon = np.r_[pl_lat, mlat], np.r_[pl_lon, mlon]
+        lo_idx = np.r_[lo_idx, lo_u]
+    order = np.lexsort((np.where(np.isnan(pl_enter), -np.inf, pl_enter), pl_code))
+    pl_code, pl_enter, pl_exit = pl_code[order], pl_enter[order], pl_exit[order]
+    pl_lat, pl_lon, lo_idx = pl_lat[order], pl_lon[order], lo_idx[order]
+    ref_ts = np.where(np.isfinite(pl_enter), pl_enter, np.where(np.isfinite(pl_exit), pl_exit, tr.t[lo_idx]
+                                                                  if lo_idx.size else pl_exit))
+    pl_users = tr.users[pl_code] if pl_code.size else np.empty(0, dtype=object)
+    place_id = np.char.add(np.char.add(pl_users.astype(str), "-p"),
+                           np.round(ref_ts * 1000).astype(np.int64).astype(str)).astype(object) \
+        if pl_code.size else np.empty(0, dtype=object)
+    places = schema.coerce(pd.DataFrame({
+        "user_id": pl_users.astype(str) if pl_code.size else np.empty(0, dtype=str),
+        "place_id": place_id,
+        "enter_ts": schema.from_unix(pl_enter),
+        "exit_ts": schema.from_unix(pl_exit),
+        "lat": pl_lat, "lon": pl_lon,
+        "tz": tz[pl_code] if pl_code.size else np.empty(0, dtype=object),
+    }), "places")
+
+    # the place each trip leaves/reaches: places are in (user, time) order, trip j of a user
+    # leaves that user's place j and reaches place j + 1
+    if s.size:
+        pl_first = np.searchsorted(pl_code, trip_code, side="left")
+        ord_in_user = np.arange(s.size) - np.searchsorted(trip_code, trip_code, side="left")
+        start_place = place_id[pl_first + ord_in_user]
+        end_place = place_id[pl_first + ord_in_user + 1]
+    else:
+        start_place = end_place = np.empty(0, dtype=object)
+    trips = schema.coerce(pd.DataFrame({
+        "user_id": users.astype(str) if s.size else np.empty(0, dtype=str),
+        "trip_id": trip_id,
+        "start_ts": schema.from_unix(start_ts),
+        "end_ts": schema.from_unix(tr.t[e]),
+        "start_lat": tr.lat[s], "start_lon": tr.lon[s],
+        "end_lat": tr.lat[e], "end_lon": tr.lon[e],
+        "start_place_id": start_place, "end_place_id": end_place,
+        "distance_m": cum[e] - cum[s],
+        "duration_s": tr.t[e] - tr.t[s],
+        "geometry": geom,
+        "origin": np.full(s.size, "gps", dtype=object),
+        "tz": tz[trip_code] if s.size else np.empty(0, dtype=object),
+    }), "trips")
+    return places, trips
+
+
+def _range_median(tr: Track, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median lat/lon over inclusive index ranges (ranges may overlap at their ends)."""
+    if lo.size == 0:
+        return np.empty(0), np.empty(0)
+    hi = np.maximum(hi, lo)
+    lens = hi - lo + 1
+    idx = np.repeat(lo - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())
+    grp = np.repeat(np.arange(lo.size), lens)
+    df = pd.DataFrame({"g": grp, "lat": tr.lat[idx], "lon": tr.lon[idx]})
+    med = df.groupby("g", sort=True)[["lat", "lon"]].median()
+    return med["lat"].to_numpy(), med["lon"].to_numpy()
+
+
+def segment_trips(points: pd.DataFrame, motion: pd.DataFrame | None = None,
+                  transitions: pd.DataFrame | None = None, params: TripParams = TripParams()
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split cleaned points into places (stays) and trips (moves).
+
+    Parameters
+    ----------
+    points : DataFrame
+        Schema ``points`` (cleaned: see :func:`pipeline.clean.clean_points`), one or many users,
+        any order. An extra ``tz`` column (IANA name) sets the trips' and places' ``tz``.
+    motion : DataFrame, optional
+        Schema ``motion``. Not needed for trip boundaries (used by section segmentation);
+        accepted so callers can pass what they have.
+    transitions : DataFrame, optional
+        Schema ``transitions``; trip-end transitions inside silences end trips.
+    params : TripParams
+        Thresholds, metres and seconds.
+
+    Returns
+    -------
+    places, trips : DataFrame
+        Schema ``places`` and ``trips`` tables, sorted by user and time. Ids are derived from
+        the user and the start (trips) or arrival (places) time in milliseconds, so re-running
+        on the same points gives the same ids.
+    """
+    tr = make_track(points)
+    s, e = detect_trips(tr, motion, transitions, params)
+    return build_trips(tr, s, e)
