@@ -9,7 +9,11 @@ with the SPEC conventions fixed in one place:
 * Parquet: GeoParquet (geopandas) when the table has a geometry, plain Parquet (pyarrow)
   otherwise; timestamps stay timezone-aware;
 * GeoPackage (pyogrio): a layer named after the table, for trips and sections (any table with
-  geometry, or with ``lat``/``lon`` as points).
+  geometry, or with ``lat``/``lon`` as points); GDAL stores times to the millisecond, so they
+  are rounded to the millisecond first.
+
+Timestamp resolution kept: Parquet nanoseconds, CSV (float seconds) and GeoJSON (text rounded
+to the microsecond) about a microsecond, GeoPackage a millisecond.
 
 Geometry columns in tables hold WKB bytes (see :mod:`emission_ext.schema`). Tables without a
 ``geometry`` column but with ``lat``/``lon`` (points, places) get point geometries in GeoJSON
@@ -98,6 +102,7 @@ def _ts_columns(df: pd.DataFrame) -> list[str]:
 def _iso(s: pd.Series) -> pd.Series:
     """ISO-8601 UTC text (``...Z``, microseconds only when present); NaT -> None."""
     s = s.dt.tz_convert("UTC") if isinstance(s.dtype, pd.DatetimeTZDtype) else s.dt.tz_localize("UTC")
+    s = s.dt.round("us")  # %f would truncate
     whole = (s.dt.microsecond == 0) & (s.dt.nanosecond == 0)
     out = pd.Series(np.where(whole, s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
                              s.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")), index=s.index, dtype=object)
@@ -148,7 +153,7 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
             g = _geometry(out)
             out["geometry"] = shapely.to_wkt(g.to_numpy(), rounding_precision=-1)
         with _atomic(path, ".csv") as tmp:
-            out.to_csv(tmp, index=False, float_format="%.15g")
+            out.to_csv(tmp, index=False)  # shortest exact repr of every float
     elif fmt == "geojson":
         import geopandas as gpd
 
@@ -177,6 +182,9 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
 
         geom = _geometry(df)
         layer = table or df.attrs.get("table") or path.stem
+        df = df.copy()
+        for c in _ts_columns(df):  # GDAL keeps milliseconds and truncates: round instead
+            df[c] = df[c].dt.round("ms")
         with _atomic(path, ".gpkg") as tmp:
             if geom is None:
                 import pyogrio
@@ -220,15 +228,19 @@ def read_table(path: str | Path, table: str | None = None, fmt: str | None = Non
         except ValueError:  # plain Parquet without geo metadata
             df = pd.read_parquet(path)
     else:
-        gdf = gpd.read_file(path, engine="pyogrio")
+        import pyogrio
+
+        # timestamps as text: GDAL's own parsing would round them to milliseconds
+        opts = {"DATE_AS_STRING": "YES"} if fmt == "geojson" else {}
+        gdf = pyogrio.read_dataframe(path, datetime_as_string=True, **opts)
         df = _from_gdf(gdf, t)
         for c in df.columns:
             if c in str_cols and df[c].dtype != object:
                 df[c] = df[c].astype(object).where(df[c].notna(), None)
     for c in ts_cols:
-        if c in df.columns and not isinstance(df[c].dtype, pd.DatetimeTZDtype):
-            df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601") if df[c].dtype == object \
-                else df[c]
+        if c in df.columns and not pd.api.types.is_numeric_dtype(df[c].dtype) \
+                and not isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
     if t is not None:
         df = schema.validate(schema.coerce(df, t.name), t.name)
     return df
