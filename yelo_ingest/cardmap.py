@@ -30,7 +30,10 @@ def normalise_card_map(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("operator", "account_id", "user_id"):
         out[c] = out[c].astype(object)
     for c in ("valid_from", "valid_to"):
-        out[c] = pd.to_datetime(out[c], errors="coerce").astype("datetime64[ns]")
+        v = pd.to_datetime(out[c], errors="coerce")
+        if isinstance(v.dtype, pd.DatetimeTZDtype):
+            v = v.dt.tz_localize(None)
+        out[c] = v.astype("datetime64[ns]")
     return out.reset_index(drop=True)
 
 

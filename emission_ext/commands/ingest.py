@@ -1,0 +1,219 @@
+"""``emission-ext ingest yelo|parking FILE...``: validate and load operator records.
+
+Why: operators send files; testers' records must reach the store exactly once, and every bad
+row must come back to the operator with its line and reason. This shell does the I/O around
+the pure ingest functions (:mod:`yelo_ingest.ingest`, :mod:`parking_ingest.ingest`):
+
+* each raw file is archived as received under ``<data-dir>/operator/archive/`` with its
+  sha256 (a manifest line per file in ``archive/manifest.jsonl``);
+* card-map files in the call are processed first, merged into the stored card map (auxiliary
+  table ``card_map``), then used to resolve the testers of the records;
+* good rows are appended to the store's ``records`` table (key ``(source, record_id)``:
+  re-ingesting the same or an overlapping file adds nothing twice);
+* bad rows go to ``<data-dir>/operator/quarantine/<file>.quarantine.csv`` in the file's own
+  columns plus ``reject_reason``: fix them there and ingest that file again;
+* ``--strict`` rejects a whole file at its first problem (nothing of it is loaded) and the
+  command exits with code 2.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from ..errors import InputError, StoreError
+from ._common import data_dir, progress
+from ._store import open_ctx_store, store_option
+
+MAX_PROBLEMS_SHOWN = 20
+CARD_MAP_TABLE = "card_map"
+
+
+def _reference():
+    from emission_ext import reference
+    from yelo_ingest.refs import build_reference_index
+
+    gtfs = reference.load_gtfs(tables=("routes", "stops", "trips", "stop_times"))
+    return build_reference_index(gtfs, reference.load_bike_stations(), reference.load_car_parks())
+
+
+def archive(raw: bytes, path: Path, root: Path, received_at: float) -> tuple[str, Path]:
+    """Copy ``raw`` to ``root/archive/<sha256[:16]>_<name>`` (once) and log it in the manifest.
+
+    Returns (sha256 hex digest, archived path)."""
+    digest = hashlib.sha256(raw).hexdigest()
+    adir = root / "archive"
+    adir.mkdir(parents=True, exist_ok=True)
+    dest = adir / f"{digest[:16]}_{path.name}"
+    if not dest.exists():
+        tmp = dest.with_suffix(dest.suffix + ".part")
+        tmp.write_bytes(raw)
+        tmp.replace(dest)
+    with open(adir / "manifest.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"file": str(path), "sha256": digest, "bytes": len(raw),
+                             "received_at": received_at, "archived_as": dest.name}) + "\n")
+    return digest, dest
+
+
+def write_quarantine(q: pd.DataFrame, path: Path, root: Path) -> Path | None:
+    """Write the quarantined rows as ``root/quarantine/<name>.quarantine.csv`` (UTF-8, ``,``),
+    the file's own columns plus ``reject_reason`` (prefixed with the original line)."""
+    qdir = root / "quarantine"
+    dest = qdir / f"{path.stem}.quarantine.csv"
+    if not len(q):
+        return None
+    qdir.mkdir(parents=True, exist_ok=True)
+    out = q.copy()
+    out["reject_reason"] = "line " + out["_line"].astype(str) + ": " + out["reject_reason"].astype(str)
+    out = out.drop(columns=["_line"])
+    out.to_csv(dest, index=False, encoding="utf-8")
+    return dest
+
+
+def _stored_card_map(st) -> pd.DataFrame:
+    from yelo_ingest.cardmap import empty_card_map, normalise_card_map
+
+    try:
+        cm = st.read(CARD_MAP_TABLE)
+    except StoreError:
+        return empty_card_map()
+    return normalise_card_map(cm) if len(cm) else empty_card_map()
+
+
+def _save_card_map(st, old: pd.DataFrame, new: pd.DataFrame) -> int:
+    """Merge new mappings into the stored card map (per tester: union, newest wins on the same
+    operator/account/valid_from) and store each changed tester's rows; return rows added."""
+    from yelo_ingest.cardmap import normalise_card_map
+
+    both = pd.concat([old, new], ignore_index=True)
+    key = ["operator", "account_id", "user_id", "valid_from"]
+    merged = normalise_card_map(both.drop_duplicates(key, keep="last"))
+    added = len(merged) - len(old)
+    for uid in sorted(set(new["user_id"])):
+        rows = merged[merged["user_id"] == uid]
+        # dates stored as YYYY-MM-DD text: a calendar day, not an instant
+        st.replace_user(CARD_MAP_TABLE, str(uid), rows.assign(
+            valid_from=rows["valid_from"].dt.strftime("%Y-%m-%d"),
+            valid_to=rows["valid_to"].dt.strftime("%Y-%m-%d")))
+    return added
+
+
+def _echo_problems(problems: pd.DataFrame) -> None:
+    for row in problems.head(MAX_PROBLEMS_SHOWN).itertuples(index=False):
+        where = f"{row.file}"
+        if pd.notna(row.line):
+            where += f", line {int(row.line)}"
+        if row.field:
+            where += f", field '{row.field}'"
+        val = f" (value {row.value!r})" if row.value not in (None, "") and pd.notna(row.value) else ""
+        click.echo(f"  {where}: {row.reason}{val}", err=True)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        click.echo(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more (all in the quarantine "
+                   f"file / --report)", err=True)
+
+
+def _run(ctx, operator: str, files, strict: bool, store, store_db, report) -> None:
+    from yelo_ingest.ingest import ingest_bytes as yelo_ingest_bytes
+
+    if operator == "parking":
+        from parking_ingest.ingest import ingest_bytes
+    else:
+        ingest_bytes = yelo_ingest_bytes
+    st = open_ctx_store(ctx, store, store_db)
+    root = Path(data_dir(ctx)) / "operator"
+    ref = _reference()
+    testers = st.read("testers")
+    known_users = testers["user_id"].astype(str).to_numpy() if len(testers) else None
+    if known_users is None:
+        click.echo("note: no testers in the store; card-map tester ids are not checked against "
+                   "a testers table", err=True)
+    received = time.time()
+    raws = []
+    for f in files:
+        p = Path(f)
+        raw = p.read_bytes()
+        digest, _ = archive(raw, p, root, received)
+        raws.append((p, raw, digest))
+    card_map = _stored_card_map(st)
+    results = []
+    # card maps first, so the records of this call can use them
+    from yelo_ingest.rows import parse
+
+    def is_card_map(raw: bytes, p: Path) -> bool:
+        cols = set(parse(raw[:4096].rsplit(b"\n", 1)[0] + b"\n", str(p)).columns)
+        return {"operator", "account_id", "user_id"} <= cols
+
+    ordered = sorted(raws, key=lambda r: 0 if is_card_map(r[1], r[0]) else 1)
+    total_added = total_present = 0
+    rejected_files = []
+    all_problems = []
+    for p, raw, digest in progress(ordered, desc=f"ingest {operator}", unit="file"):
+        res = ingest_bytes(raw, str(p), ref=ref, card_map=card_map, known_users=known_users)
+        results.append(res)
+        all_problems.append(res.problems)
+        s = res.stats
+        head = (f"{p.name} [{res.format}, {s['encoding']}, sep {s['separator']!r}, sha256 {digest[:12]}]: "
+                f"{s['rows']} rows, {s['good']} good, {s['bad']} bad, {s['duplicates']} repeated")
+        if strict and not res.ok:
+            click.echo(head + " -> REJECTED (--strict)")
+            _echo_problems(res.problems)
+            rejected_files.append(p.name)
+            continue
+        if res.card_map is not None:
+            if res.format == "card_map" and len(res.card_map):
+                added = _save_card_map(st, card_map, res.card_map)
+                card_map = _stored_card_map(st)
+                head += f"; card map: {added} new mappings"
+        elif len(res.records):
+            r = st.append("records", res.records)
+            total_added += r.added
+            total_present += r.present
+            head += f"; records: {r.added} added, {r.present} already present"
+        q = write_quarantine(res.quarantine, p, root)
+        if q is not None:
+            head += f"; quarantined -> {q}"
+        click.echo(head)
+        if not res.ok:
+            _echo_problems(res.problems)
+    probs = pd.concat(all_problems, ignore_index=True) if all_problems else pd.DataFrame()
+    if report:
+        probs.to_csv(report, index=False)
+        click.echo(f"problem report: {report} ({len(probs)} problems)")
+    click.echo(f"total: {total_added} records added, {total_present} already present, "
+               f"{sum(len(r.quarantine) for r in results if r.path and Path(r.path).name not in rejected_files)} rows quarantined, "
+               f"{len(rejected_files)} files rejected")
+    if rejected_files:
+        raise InputError(rejected_files[0] if len(rejected_files) == 1 else f"{len(rejected_files)} files",
+                         "rejected by --strict (see the problems above); nothing of it was loaded")
+
+
+@click.group("ingest")
+def command() -> None:
+    """Validate and load operator records (Yélo, parking) into the store."""
+
+
+def _make(operator: str, what: str):
+    @command.command(operator, help=f"Ingest {what} files (CSV or JSON, see docs/operator_formats.md). "
+                                    "Card-map files given in the same call are applied first.")
+    @click.argument("files", nargs=-1, required=True,
+                    type=click.Path(exists=True, dir_okay=False, readable=True))
+    @click.option("--strict", is_flag=True,
+                  help="Reject a whole file when any row is bad (default: load the good rows, "
+                       "quarantine the bad ones).")
+    @click.option("--report", type=click.Path(dir_okay=False, writable=True), default=None,
+                  help="Also write every problem (file, line, field, value, reason) to this CSV.")
+    @store_option
+    @click.pass_context
+    def _cmd(ctx, files, strict, report, store, store_db):
+        _run(ctx, operator, files, strict, store, store_db, report)
+
+    _cmd.__name__ = f"ingest_{operator}"
+    return _cmd
+
+
+_make("yelo", "Yélo validation, bike-share, car-share and card-map")
+_make("parking", "parking session and card-map")

@@ -1,0 +1,760 @@
+"""Fusion: attach operator records (Yélo, parking) to GPS sections and let them refine modes.
+
+Why: a bus validation, a bike-share rental, a car-share booking or a car-park entry says,
+with operator certainty, how a tester travelled at a given time and place; the phone knows
+where they went but only guesses the mode. One matcher serves every source: each record is
+turned into one or two *events* (a time, a place, and which end of a section it should sit
+at), and events are joined to sections with a vectorised interval join (``searchsorted`` over
+per-user sorted section times, no Python loop over records or sections). The best candidate
+per event minimises a cost mixing the time residual beyond the clock-skew tolerance, the
+distance from the section's end to the stop/station/car park, and a penalty when the section
+is confidently of an incompatible mode.
+
+Then, in order:
+
+1. **Split** -- an event well inside a section (more than ``min_split_s`` + skew from its end,
+   and far from that end in space) shows a mode change the GPS missed; the section is cut at
+   the event (geometry at the vertex nearest the record's place) and matching runs again on
+   the split sections.
+2. **Modes** -- each matched section takes the record's mode (``yelo_bus`` BUS, ``yelo_boat``
+   FERRY, ``yelo_bike`` BIKESHARE, ``yelo_car`` CARSHARE, ``parking`` confirms CAR) with
+   ``mode_source`` ``yelo``/``parking`` and confidence 1, unless the section's mode is of an
+   incompatible family (foot, bike, road...) and was confident or user-confirmed: then it is
+   left alone and a *conflict* is reported for review.
+3. **Record-only trips** -- records whose time overlaps no GPS trip (the phone recorded
+   nothing) become trips with ``origin="record"`` (validations within ``transfer_s`` chained
+   into one trip). Records during a GPS trip that match none of its sections are conflicts.
+
+Pure: tables in, tables out; parameters in :class:`FusionParams`. Units: seconds, metres.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from emission_ext import schema
+from emission_ext.schema import Mode
+
+#: Mode given by each record source.
+SOURCE_MODE: dict[str, str] = {
+    "yelo_bus": Mode.BUS.value, "yelo_boat": Mode.FERRY.value, "yelo_bike": Mode.BIKESHARE.value,
+    "yelo_car": Mode.CARSHARE.value, "parking": Mode.CAR.value,
+}
+#: ``mode_source`` written for each record source.
+SOURCE_MODE_SOURCE: dict[str, str] = {
+    "yelo_bus": "yelo", "yelo_boat": "yelo", "yelo_bike": "yelo", "yelo_car": "yelo", "parking": "parking",
+}
+#: Physical family of each mode; UNKNOWN is compatible with everything.
+FAMILY: dict[str, str] = {
+    "WALKING": "foot", "BICYCLING": "bike", "E_BIKE": "bike", "BIKESHARE": "bike", "BUS": "road",
+    "CAR": "road", "CARSHARE": "road", "TRAM": "rail", "TRAIN": "rail", "SUBWAY": "rail",
+    "FERRY": "water", "AIR": "air", "UNKNOWN": "any",
+}
+#: Families a record's mode may plausibly have been classified as (a boat's speed looks like a
+#: bike or a slow car to a classifier; a bus like a car or a tram).
+COMPATIBLE: dict[str, frozenset[str]] = {
+    "BUS": frozenset({"road", "rail", "any"}),
+    "FERRY": frozenset({"water", "road", "bike", "rail", "any"}),
+    "BIKESHARE": frozenset({"bike", "any"}),
+    "CARSHARE": frozenset({"road", "any"}),
+    "CAR": frozenset({"road", "any"}),
+}
+
+CONFLICT_COLUMNS = ("user_id", "record_id", "source", "trip_id", "section_id", "kind", "record_mode",
+                    "section_mode", "mode_confidence", "detail")
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Tolerances of the matcher.
+
+    Attributes
+    ----------
+    skew_s : float
+        Clock skew tolerated between operator and phone clocks, seconds (no cost within it).
+    gap_s : float
+        How far beyond the skew an event may be from its section end (GPS gaps, late
+        segmentation), seconds.
+    near_m : float
+        An event within this distance of a section end is "at" it, metres.
+    far_m : float
+        An event farther than this from the section end (when the section end is known) never
+        matches, metres.
+    confident : float
+        ``mode_confidence`` from which an incompatible section is a conflict, not overridden.
+    min_split_s : float
+        Minimum duration of each part when a section is split at a record, seconds.
+    transfer_s : float
+        Unmatched validations of one tester this close in time form one record-only trip.
+    incompatible_penalty : float
+        Cost added to a candidate of an incompatible, confident mode (prefer a compatible one).
+    detour : float
+        Ratio of travelled to straight-line distance for record-only sections without an
+        operator distance.
+    """
+
+    skew_s: float = 180.0
+    gap_s: float = 900.0
+    near_m: float = 300.0
+    far_m: float = 2000.0
+    confident: float = 0.8
+    min_split_s: float = 120.0
+    transfer_s: float = 3600.0
+    incompatible_penalty: float = 2.0
+    detour: float = 1.3
+
+
+@dataclass
+class FusionResult:
+    """Output of :func:`fuse`.
+
+    Attributes
+    ----------
+    trips : DataFrame
+        Schema ``trips``: the input trips (``origin`` "gps") plus record-only trips
+        (``origin`` "record").
+    sections : DataFrame
+        Schema ``sections``, split where a record showed a missed mode change (parts get ids
+        ``<section_id>.1``, ``.2``...), modes refined from the records, plus the sections of
+        record-only trips.
+    records : DataFrame
+        Schema ``records`` with ``trip_id``/``section_id`` of the match (null when unmatched).
+    conflicts : DataFrame
+        One row per record to review: ``user_id, record_id, source, trip_id, section_id,
+        kind, record_mode, section_mode, mode_confidence, detail``; ``kind`` is
+        ``mode_conflict`` (incompatible confident/user mode), ``no_section`` (during a GPS
+        trip but near none of its sections) or ``records_disagree`` (two records give one
+        section different modes).
+    """
+
+    trips: pd.DataFrame
+    sections: pd.DataFrame
+    records: pd.DataFrame
+    conflicts: pd.DataFrame
+
+    def summary(self) -> dict:
+        """Counts for a printed summary."""
+        r = self.records
+        origin = self.trips["origin"] if "origin" in self.trips else pd.Series(dtype=object)
+        rec_only_trips = set(self.trips.loc[origin == "record", "trip_id"])
+        matched = r["section_id"].notna()
+        return {
+            "records": int(len(r)),
+            "matched_gps": int((matched & ~r["trip_id"].isin(rec_only_trips)).sum()),
+            "record_only_trips": int(len(rec_only_trips)),
+            "records_in_record_only_trips": int(r["trip_id"].isin(rec_only_trips).sum()),
+            "unmatched": int((~matched).sum()),
+            "conflicts": int(len(self.conflicts)),
+            "sections_split": int(self.sections["section_id"].str.contains(r"\.\d+$", regex=True).sum())
+            if len(self.sections) else 0,
+        }
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+_R = 6_371_008.8
+
+
+def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in metres between arrays of WGS84 points (NaN propagates)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp = p2 - p1
+    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * _R * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _section_ends(sections: pd.DataFrame, trips: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Start and end (lat, lon) of each section: from its geometry when present, else from its
+    trip's ends for the first/last section of the trip, else NaN."""
+    n = len(sections)
+    lat0 = np.full(n, np.nan)
+    lon0 = np.full(n, np.nan)
+    lat1 = np.full(n, np.nan)
+    lon1 = np.full(n, np.nan)
+    if "geometry" in sections and n:
+        import shapely
+
+        g = sections["geometry"].to_numpy(dtype=object)
+        has = np.array([isinstance(x, (bytes, bytearray, memoryview)) and len(x) > 0 for x in g], dtype=bool) \
+            if g.dtype == object else np.zeros(n, bool)
+        if has.any():
+            geoms = shapely.from_wkb(g[has], on_invalid="ignore")
+            ok = ~shapely.is_empty(geoms) & (shapely.get_num_coordinates(geoms) > 0)
+            p0 = shapely.get_point(geoms, 0)
+            p1 = shapely.get_point(geoms, -1)
+            idx = np.flatnonzero(has)[ok]
+            lon0[idx], lat0[idx] = shapely.get_x(p0[ok]), shapely.get_y(p0[ok])
+            lon1[idx], lat1[idx] = shapely.get_x(p1[ok]), shapely.get_y(p1[ok])
+    if len(trips) and n:
+        t = trips.set_index(["user_id", "trip_id"])
+        key = pd.MultiIndex.from_arrays([sections["user_id"].to_numpy(), sections["trip_id"].to_numpy()])
+        pos = t.index.get_indexer(key)
+        found = pos >= 0
+        ts0 = schema.to_unix(sections["start_ts"])
+        ts1 = schema.to_unix(sections["end_ts"])
+        tt0 = np.where(found, schema.to_unix(t["start_ts"])[np.maximum(pos, 0)], np.nan)
+        tt1 = np.where(found, schema.to_unix(t["end_ts"])[np.maximum(pos, 0)], np.nan)
+        first = found & (np.abs(ts0 - tt0) < 1.0) & np.isnan(lat0)
+        last = found & (np.abs(ts1 - tt1) < 1.0) & np.isnan(lat1)
+        p = np.maximum(pos, 0)
+        lat0[first] = t["start_lat"].to_numpy()[p][first]
+        lon0[first] = t["start_lon"].to_numpy()[p][first]
+        lat1[last] = t["end_lat"].to_numpy()[p][last]
+        lon1[last] = t["end_lon"].to_numpy()[p][last]
+    return lat0, lon0, lat1, lon1
+
+
+# --------------------------------------------------------------------------- events
+
+def _events(records: pd.DataFrame) -> pd.DataFrame:
+    """One or two events per record: ``rec`` (row position), ``t`` (unix s), ``lat``, ``lon``,
+    ``role`` (0 = should sit at a section's start, 1 = at its end), ``primary`` (bool).
+
+    validation: boarding (start role). rental/booking: start (start role, primary) and end
+    (end role). parking: entry (end role: a car section arrives, primary) and exit (start
+    role: a car section leaves).
+    """
+    src = records["source"].to_numpy(dtype=object)
+    t0 = schema.to_unix(records["start_ts"])
+    t1 = schema.to_unix(records["end_ts"]) if "end_ts" in records else np.full(len(records), np.nan)
+    la0 = records["start_lat"].to_numpy(dtype="float64", na_value=np.nan)
+    lo0 = records["start_lon"].to_numpy(dtype="float64", na_value=np.nan)
+    la1 = records["end_lat"].to_numpy(dtype="float64", na_value=np.nan)
+    lo1 = records["end_lon"].to_numpy(dtype="float64", na_value=np.nan)
+    pos = np.arange(len(records))
+    parking = src == "parking"
+    a = pd.DataFrame({"rec": pos, "t": t0, "lat": la0, "lon": lo0,
+                      "role": np.where(parking, 1, 0), "primary": True})
+    has_end = ~np.isnan(t1)
+    b = pd.DataFrame({"rec": pos[has_end], "t": t1[has_end],
+                      "lat": np.where(np.isnan(la1), la0, la1)[has_end],
+                      "lon": np.where(np.isnan(lo1), lo0, lo1)[has_end],
+                      "role": np.where(parking, 0, 1)[has_end], "primary": False})
+    return pd.concat([a, b], ignore_index=True)
+
+
+def _compat_matrix(rec_modes: np.ndarray, sec_modes: np.ndarray) -> np.ndarray:
+    """True where a section mode is compatible with a record mode (pairwise arrays)."""
+    fam = pd.Series(sec_modes).map(FAMILY).fillna("any").to_numpy(dtype=object)
+    out = np.ones(len(rec_modes), dtype=bool)
+    for m, fams in COMPATIBLE.items():  # five record modes: a loop over the vocabulary, not rows
+        sel = rec_modes == m
+        if sel.any():
+            out[sel] = np.isin(fam[sel], list(fams))
+    return out
+
+
+@dataclass
+class _Sec:
+    """Sections as sorted arrays for the interval join."""
+
+    frame: pd.DataFrame  # sorted by user, start
+    ucode: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+    key0: np.ndarray
+    key1max: np.ndarray
+    lat0: np.ndarray
+    lon0: np.ndarray
+    lat1: np.ndarray
+    lon1: np.ndarray
+    mode: np.ndarray
+    conf: np.ndarray
+    user_set: np.ndarray  # mode_source == user
+
+
+_SPAN = 1e10  # seconds between two users' time axes in the combined sort key
+
+
+def _prepare_sections(sections: pd.DataFrame, ends, users: pd.Index, tbase: float) -> _Sec:
+    lat0, lon0, lat1, lon1 = ends
+    df = sections.copy()
+    df["_lat0"], df["_lon0"], df["_lat1"], df["_lon1"] = lat0, lon0, lat1, lon1
+    df["_u"] = users.get_indexer(df["user_id"].to_numpy())
+    df["_t0"] = schema.to_unix(df["start_ts"]) - tbase
+    df["_t1"] = schema.to_unix(df["end_ts"]) - tbase
+    df = df.sort_values(["_u", "_t0", "_t1"], kind="stable").reset_index(drop=True)
+    u = df["_u"].to_numpy().astype("float64")
+    t0 = df["_t0"].to_numpy()
+    t1 = df["_t1"].to_numpy()
+    key0 = u * _SPAN + t0
+    key1 = u * _SPAN + t1
+    key1max = np.maximum.accumulate(key1) if len(key1) else key1  # users are separated by _SPAN
+    conf = df["mode_confidence"].to_numpy(dtype="float64", na_value=np.nan) if "mode_confidence" in df \
+        else np.full(len(df), np.nan)
+    ms = df["mode_source"].to_numpy(dtype=object) if "mode_source" in df else np.full(len(df), None, dtype=object)
+    return _Sec(df, u, t0, t1, key0, key1max, df["_lat0"].to_numpy(), df["_lon0"].to_numpy(),
+                df["_lat1"].to_numpy(), df["_lon1"].to_numpy(), df["mode"].to_numpy(dtype=object),
+                conf, ms == "user")
+
+
+def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: _Sec,
+                  p: FusionParams) -> pd.DataFrame:
+    """Best section per event (vectorised interval join). Returns, per event, ``sec`` (row of
+    ``sec.frame`` or -1), ``cost``, ``dt`` (s from the section's role end), ``dd`` (m),
+    ``compatible`` and ``locked`` (confident or user-set incompatible section)."""
+    n = len(ev)
+    out = pd.DataFrame({"sec": np.full(n, -1), "cost": np.full(n, np.inf), "dt": np.nan, "dd": np.nan,
+                        "compatible": True, "locked": False}, index=ev.index)
+    if n == 0 or len(sec.key0) == 0:
+        return out
+    w = p.skew_s + p.gap_s
+    t = ev["t"].to_numpy()
+    key = ev_u.astype("float64") * _SPAN + t
+    valid = (ev_u >= 0) & ~np.isnan(t)
+    lo = np.searchsorted(sec.key1max, key - w, side="left")
+    hi = np.searchsorted(sec.key0, key + w, side="right")
+    cnt = np.where(valid, np.maximum(hi - lo, 0), 0)
+    total = int(cnt.sum())
+    if total == 0:
+        return out
+    e_idx = np.repeat(np.arange(n), cnt)
+    start = np.repeat(lo, cnt)
+    offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    s_idx = start + offs
+    same = sec.ucode[s_idx] == ev_u[e_idx]
+    e_idx, s_idx = e_idx[same], s_idx[same]
+    role = ev["role"].to_numpy()[e_idx]
+    te = t[e_idx]
+    s0, s1 = sec.t0[s_idx], sec.t1[s_idx]
+    # outside the (skew-widened) span of the section: only allowed within gap_s
+    outside = np.maximum(0.0, np.maximum(s0 - te, te - s1))
+    ok = outside <= w
+    t_role = np.where(role == 0, s0, s1)
+    dt = te - t_role
+    slat = np.where(role == 0, sec.lat0[s_idx], sec.lat1[s_idx])
+    slon = np.where(role == 0, sec.lon0[s_idx], sec.lon1[s_idx])
+    elat = ev["lat"].to_numpy()[e_idx]
+    elon = ev["lon"].to_numpy()[e_idx]
+    dd = haversine_m(elat, elon, slat, slon)
+    ok &= ~(dd > p.far_m)  # NaN (unknown end or place) is not a mismatch
+    compat = _compat_matrix(ev_mode[e_idx], sec.mode[s_idx])
+    locked = ~compat & ((sec.conf[s_idx] >= p.confident) | sec.user_set[s_idx])
+    dd_term = np.where(np.isnan(dd), 0.5, np.minimum(dd, p.far_m) / p.far_m)
+    cost = (np.maximum(0.0, np.abs(dt) - p.skew_s) / p.gap_s + 0.25 * np.abs(dt) / (p.skew_s + p.gap_s)
+            + dd_term + np.where(locked, p.incompatible_penalty, 0.0))
+    cand = pd.DataFrame({"e": e_idx[ok], "sec": s_idx[ok], "cost": cost[ok], "dt": dt[ok], "dd": dd[ok],
+                         "compatible": compat[ok], "locked": locked[ok]})
+    cand = cand.sort_values(["e", "cost"], kind="stable").drop_duplicates("e")
+    pos = cand["e"].to_numpy()
+    for c in ("sec", "cost", "dt", "dd", "compatible", "locked"):
+        col = out[c].to_numpy().copy()
+        col[pos] = cand[c].to_numpy()
+        out[c] = col
+    return out
+
+
+# --------------------------------------------------------------------------- splitting
+
+def _split_sections(sec: _Sec, cuts: pd.DataFrame, p: FusionParams) -> pd.DataFrame:
+    """Cut sections at the given times. ``cuts``: ``sec`` (row of ``sec.frame``), ``t`` (s,
+    relative), ``lat``, ``lon`` (the record's place, used as the part boundary). Returns the
+    new sections frame (same internal columns as ``sec.frame``)."""
+    df = sec.frame
+    cuts = cuts.sort_values(["sec", "t"]).drop_duplicates(["sec", "t"])
+    # keep cuts at least min_split_s apart from each other and from the section ends
+    s0 = sec.t0[cuts["sec"].to_numpy()]
+    s1 = sec.t1[cuts["sec"].to_numpy()]
+    tc = cuts["t"].to_numpy()
+    keep = (tc - s0 >= p.min_split_s) & (s1 - tc >= p.min_split_s)
+    cuts = cuts[keep]
+    prev_same = cuts["sec"].shift(1).to_numpy() == cuts["sec"].to_numpy()
+    close = prev_same & (cuts["t"].diff().to_numpy() < p.min_split_s)
+    cuts = cuts[~close]
+    if cuts.empty:
+        return df
+    cs = cuts["sec"].to_numpy()
+    # parts: for each cut section, boundaries [s0, c1, ..., ck, s1]
+    ncut = np.bincount(cs, minlength=len(df))
+    split_rows = np.flatnonzero(ncut > 0)
+    nparts = ncut[split_rows] + 1
+    part_sec = np.repeat(split_rows, nparts)
+    part_k = np.arange(nparts.sum()) - np.repeat(np.cumsum(nparts) - nparts, nparts)
+    # boundary times and places: start of part k = cut k-1 (or section start)
+    cut_t = cuts["t"].to_numpy()
+    cut_lat = cuts["lat"].to_numpy()
+    cut_lon = cuts["lon"].to_numpy()
+    first_cut = np.searchsorted(cs, split_rows)  # cuts are sorted by section
+    fc = np.repeat(first_cut, nparts)
+    is_first = part_k == 0
+    is_last = part_k == np.repeat(nparts - 1, nparts)
+    cprev = np.where(is_first, 0, fc + part_k - 1)
+    cnext = np.where(is_last, 0, fc + part_k)
+    pt0 = np.where(is_first, sec.t0[part_sec], cut_t[cprev])
+    pt1 = np.where(is_last, sec.t1[part_sec], cut_t[cnext])
+    plat0 = np.where(is_first, sec.lat0[part_sec], cut_lat[cprev])
+    plon0 = np.where(is_first, sec.lon0[part_sec], cut_lon[cprev])
+    plat1 = np.where(is_last, sec.lat1[part_sec], cut_lat[cnext])
+    plon1 = np.where(is_last, sec.lon1[part_sec], cut_lon[cnext])
+    parts = df.iloc[part_sec].copy().reset_index(drop=True)
+    dur = np.maximum(sec.t1[part_sec] - sec.t0[part_sec], 1e-9)
+    frac = (pt1 - pt0) / dur
+    geom_frac, geoms = _split_geometry(df, part_sec, part_k, plat0, plon0, plat1, plon1, is_first, is_last)
+    frac = np.where(np.isnan(geom_frac), frac, geom_frac)
+    parts["section_id"] = parts["section_id"].astype(str).to_numpy() + "." + (part_k + 1).astype(str)
+    parts["_t0"], parts["_t1"] = pt0, pt1
+    parts["_lat0"], parts["_lon0"], parts["_lat1"], parts["_lon1"] = plat0, plon0, plat1, plon1
+    parts["distance_m"] = parts["distance_m"].to_numpy(dtype="float64") * frac
+    parts["duration_s"] = pt1 - pt0
+    if geoms is not None:
+        parts["geometry"] = geoms
+    keep_rows = ncut == 0
+    out = pd.concat([df[keep_rows], parts], ignore_index=True)
+    return out.sort_values(["_u", "_t0", "_t1"], kind="stable").reset_index(drop=True)
+
+
+def _split_geometry(df, part_sec, part_k, plat0, plon0, plat1, plon1, is_first, is_last):
+    """Cut each split section's LineString at the vertices nearest the cut places.
+
+    Returns (length fraction per part or NaN, WKB per part or None when no geometry)."""
+    n = len(part_sec)
+    if "geometry" not in df:
+        return np.full(n, np.nan), None
+    import shapely
+
+    g = df["geometry"].to_numpy(dtype=object)[part_sec]
+    has = np.array([isinstance(x, (bytes, bytearray, memoryview)) and len(x) > 0 for x in g], dtype=bool)
+    frac = np.full(n, np.nan)
+    out = np.full(n, None, dtype=object)
+    if not has.any():
+        return frac, out
+    geoms = shapely.from_wkb(g[has], on_invalid="ignore")
+    coords, gidx = shapely.get_coordinates(geoms, return_index=True)
+    hp = np.flatnonzero(has)
+    # vertex index (within its geometry) nearest to the part's start and end boundary
+    counts = np.bincount(gidx, minlength=len(geoms))
+    offs = np.cumsum(counts) - counts
+
+    def nearest(lat, lon, default_first):
+        # distance of every vertex of the part's geometry to the boundary place
+        rep = np.repeat(np.arange(len(hp)), counts)
+        d = haversine_m(coords[:, 1], coords[:, 0], lat[hp][rep], lon[hp][rep])
+        d = np.where(np.isnan(d), np.inf, d)
+        order = np.lexsort((d, rep))
+        first_of = np.searchsorted(rep[order], np.arange(len(hp)))
+        best = order[np.minimum(first_of, len(order) - 1)] - offs
+        return np.where(default_first, 0, best)
+
+    v0 = nearest(plat0, plon0, is_first[hp])
+    v1 = nearest(plat1, plon1, np.zeros(len(hp), bool))
+    v1 = np.where(is_last[hp], counts - 1, v1)
+    v1 = np.maximum(v1, v0)
+    # segment lengths along each geometry, cumulative
+    seg = haversine_m(coords[:-1, 1], coords[:-1, 0], coords[1:, 1], coords[1:, 0])
+    seg = np.where(gidx[1:] == gidx[:-1], seg, 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    total = cum[offs + counts - 1] - cum[offs]
+    plen = cum[offs + v1] - cum[offs + v0]
+    frac[hp] = np.where(total > 0, plen / np.where(total > 0, total, 1.0), np.nan)
+    # build the parts' LineStrings (at least two vertices: repeat the vertex when degenerate)
+    npts = np.maximum(v1 - v0 + 1, 2)
+    pi = np.repeat(np.arange(len(hp)), npts)
+    within = np.arange(npts.sum()) - np.repeat(np.cumsum(npts) - npts, npts)
+    vi = np.minimum(np.repeat(v0, npts) + within, np.repeat(v1, npts))
+    pc = coords[np.repeat(offs, npts) + vi]
+    lines = shapely.linestrings(pc, indices=pi)
+    out[hp] = shapely.to_wkb(lines)
+    return frac, out
+
+
+# --------------------------------------------------------------------------- main entry
+
+def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
+         params: FusionParams = FusionParams()) -> FusionResult:
+    """Attach records to sections, refine modes, split sections, create record-only trips.
+
+    Parameters
+    ----------
+    trips, sections : DataFrame
+        Schema ``trips`` and ``sections`` of one or many users (``geometry``, ``mode_confidence``
+        and ``mode_source`` optional; section ends come from the geometry, else from the trip).
+    records : DataFrame
+        Schema ``records`` with ``start_lat/lon`` (and ``end_lat/lon`` when known) filled by
+        the ingest packages. Any previous ``trip_id``/``section_id`` is recomputed.
+    params : FusionParams
+
+    Returns
+    -------
+    FusionResult
+    """
+    p = params
+    trips = schema.coerce(trips, "trips")
+    sections = schema.coerce(sections, "sections")
+    records = schema.coerce(records, "records").reset_index(drop=True)
+    trips["origin"] = trips["origin"].astype(object).where(trips["origin"].notna(), "gps")
+    users = pd.Index(pd.unique(pd.concat([sections["user_id"], records["user_id"], trips["user_id"]],
+                                          ignore_index=True).astype(object)))
+    alltimes = np.concatenate([schema.to_unix(sections["start_ts"]), schema.to_unix(records["start_ts"])])
+    tbase = float(np.nanmin(alltimes)) if len(alltimes) and np.isfinite(alltimes).any() else 0.0
+    ends = _section_ends(sections, trips)
+    sec = _prepare_sections(sections, ends, users, tbase)
+
+    src = records["source"].to_numpy(dtype=object)
+    rec_mode = pd.Series(src).map(SOURCE_MODE).to_numpy(dtype=object)
+    ev = _events(records)
+    ev["t"] = ev["t"] - tbase
+    ev_u = users.get_indexer(records["user_id"].to_numpy(dtype=object))[ev["rec"].to_numpy()]
+    ev_mode = rec_mode[ev["rec"].to_numpy()]
+
+    # pass 1: match, find missed mode changes, split
+    m = _match_events(ev, ev_u, ev_mode, sec, p)
+    cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
+    role = ev["role"].to_numpy()
+    far_inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy()) > p.min_split_s + p.skew_s
+    away = ~(m["dd"].to_numpy() <= p.near_m)  # unknown distance counts as away
+    s_idx = m["sec"].to_numpy()
+    safe = np.maximum(s_idx, 0)
+    differs = sec.mode[safe] != ev_mode
+    cut &= far_inside & away & differs
+    if cut.any():
+        cuts = pd.DataFrame({"sec": s_idx[cut], "t": ev["t"].to_numpy()[cut],
+                             "lat": ev["lat"].to_numpy()[cut], "lon": ev["lon"].to_numpy()[cut]})
+        new = _split_sections(sec, cuts, p)
+        if len(new) != len(sec.frame):
+            sec = _rebuild(new, sec)
+            m = _match_events(ev, ev_u, ev_mode, sec, p)
+
+    # per record: primary section (primary event, else the other event)
+    nrec = len(records)
+    rec_sec = np.full(nrec, -1)
+    rec_locked = np.zeros(nrec, bool)
+    prim = ev["primary"].to_numpy()
+    evr = ev["rec"].to_numpy()
+    ms = m["sec"].to_numpy()
+    sec_ok = ms >= 0
+    rec_sec[evr[~prim & sec_ok]] = ms[~prim & sec_ok]
+    rec_locked[evr[~prim & sec_ok]] = m["locked"].to_numpy()[~prim & sec_ok]
+    rec_sec[evr[prim & sec_ok]] = ms[prim & sec_ok]
+    rec_locked[evr[prim & sec_ok]] = m["locked"].to_numpy()[prim & sec_ok]
+
+    # claims: sections whose mode a record sets (primary, the other event's, and for rentals /
+    # bookings every compatible section in between)
+    claims = pd.DataFrame({"rec": evr[sec_ok], "sec": ms[sec_ok], "cost": m["cost"].to_numpy()[sec_ok],
+                           "locked": m["locked"].to_numpy()[sec_ok]})
+    span = _span_claims(ev, m, sec, rec_mode, src)
+    if len(span):
+        claims = pd.concat([claims, span], ignore_index=True)
+    claims = claims.sort_values(["sec", "cost"], kind="stable").drop_duplicates(["sec", "rec"])
+    claims["mode"] = rec_mode[claims["rec"].to_numpy()]
+    claims["msrc"] = pd.Series(src[claims["rec"].to_numpy()]).map(SOURCE_MODE_SOURCE).to_numpy()
+
+    conflicts = []
+    sf = sec.frame
+    # records that disagree on one section: the cheapest claim wins, the others are reviewed
+    nmodes = claims.groupby("sec")["mode"].transform("nunique").to_numpy()
+    winner = ~claims.duplicated("sec", keep="first").to_numpy()
+    dis = (nmodes > 1) & ~winner
+    dis &= claims["mode"].to_numpy() != claims.groupby("sec")["mode"].transform("first").to_numpy()
+    if dis.any():
+        d = claims[dis]
+        conflicts.append(_conflicts(records, d["rec"].to_numpy(), sf, d["sec"].to_numpy(), "records_disagree",
+                                    rec_mode, "another record gives this section another mode"))
+    win = claims[winner]
+    lock = win["locked"].to_numpy()
+    if lock.any():
+        d = win[lock]
+        conflicts.append(_conflicts(records, d["rec"].to_numpy(), sf, d["sec"].to_numpy(), "mode_conflict",
+                                    rec_mode, "section mode incompatible with the record and confident or user-set; not overridden"))
+    apply = win[~lock]
+    sec_rows = apply["sec"].to_numpy()
+    mode_col = sf["mode"].to_numpy(dtype=object).copy()
+    mode_col[sec_rows] = apply["mode"].to_numpy()
+    sf = sf.copy()
+    sf["mode"] = mode_col
+    conf = sf["mode_confidence"].to_numpy(dtype="float64", na_value=np.nan).copy()
+    conf[sec_rows] = 1.0
+    sf["mode_confidence"] = conf
+    msrc = sf["mode_source"].to_numpy(dtype=object).copy()
+    msrc[sec_rows] = apply["msrc"].to_numpy()
+    sf["mode_source"] = msrc
+
+    # records: matched ids
+    matched = rec_sec >= 0
+    rec_trip = np.full(nrec, None, dtype=object)
+    rec_sid = np.full(nrec, None, dtype=object)
+    rec_trip[matched] = sf["trip_id"].to_numpy(dtype=object)[rec_sec[matched]]
+    rec_sid[matched] = sf["section_id"].to_numpy(dtype=object)[rec_sec[matched]]
+
+    # unmatched: during a GPS trip -> conflict; else record-only trip
+    un = np.flatnonzero(~matched)
+    during = _during_trip(records.iloc[un], trips, p) if len(un) else np.zeros(0, bool)
+    if during.any():
+        conflicts.append(_conflicts(records, un[during], sf, np.full(int(during.sum()), -1), "no_section",
+                                    rec_mode, "record during a GPS trip but near none of its sections"))
+    lonely = un[~during]
+    new_trips, new_secs, lonely_trip, lonely_sec = _record_only(records, lonely, rec_mode, src, trips, p)
+    rec_trip[lonely] = lonely_trip
+    rec_sid[lonely] = lonely_sec
+
+    out_records = records.copy()
+    out_records["trip_id"] = pd.Series(rec_trip, dtype=object).where(pd.notna(rec_trip), None).astype(schema.STR)
+    out_records["section_id"] = pd.Series(rec_sid, dtype=object).where(pd.notna(rec_sid), None).astype(schema.STR)
+
+    out_sections = sf.copy()
+    out_sections["start_ts"] = schema.from_unix(out_sections["_t0"].to_numpy() + tbase).to_numpy()
+    out_sections["end_ts"] = schema.from_unix(out_sections["_t1"].to_numpy() + tbase).to_numpy()
+    out_sections = out_sections.drop(columns=[c for c in out_sections.columns if c.startswith("_")])
+    if len(new_secs):
+        out_sections = pd.concat([out_sections, new_secs], ignore_index=True)
+    out_sections = schema.coerce(out_sections, "sections")[schema.SECTIONS.names]
+    out_trips = trips
+    if len(new_trips):
+        out_trips = pd.concat([trips, new_trips], ignore_index=True)
+    out_trips = schema.coerce(out_trips, "trips")[schema.TRIPS.names]
+    conf_df = pd.concat(conflicts, ignore_index=True) if conflicts else pd.DataFrame(
+        {c: pd.Series([], dtype=object) for c in CONFLICT_COLUMNS})
+    return FusionResult(out_trips.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
+                        out_sections.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
+                        schema.coerce(out_records, "records"), conf_df.reset_index(drop=True))
+
+
+def _rebuild(frame: pd.DataFrame, old: _Sec) -> _Sec:
+    """A :class:`_Sec` over an already prepared (internal-column) frame."""
+    u = frame["_u"].to_numpy().astype("float64")
+    t0 = frame["_t0"].to_numpy()
+    t1 = frame["_t1"].to_numpy()
+    key1 = u * _SPAN + t1
+    conf = frame["mode_confidence"].to_numpy(dtype="float64", na_value=np.nan) if "mode_confidence" in frame \
+        else np.full(len(frame), np.nan)
+    ms = frame["mode_source"].to_numpy(dtype=object) if "mode_source" in frame else np.full(len(frame), None, dtype=object)
+    return _Sec(frame, u, t0, t1, u * _SPAN + t0, np.maximum.accumulate(key1), frame["_lat0"].to_numpy(),
+                frame["_lon0"].to_numpy(), frame["_lat1"].to_numpy(), frame["_lon1"].to_numpy(),
+                frame["mode"].to_numpy(dtype=object), conf, ms == "user")
+
+
+def _span_claims(ev, m, sec: _Sec, rec_mode, src) -> pd.DataFrame:
+    """For rentals and bookings whose start and end events matched different sections of one
+    user, claim every compatible section from the first to the last (a ride the GPS cut in
+    pieces; a car-share booking with several drives)."""
+    e = pd.DataFrame({"rec": ev["rec"].to_numpy(), "primary": ev["primary"].to_numpy(),
+                      "sec": m["sec"].to_numpy()})
+    a = e[e["primary"] & (e["sec"] >= 0)].set_index("rec")["sec"]
+    b = e[~e["primary"] & (e["sec"] >= 0)].set_index("rec")["sec"]
+    both = a.index.intersection(b.index)
+    if not len(both):
+        return pd.DataFrame(columns=["rec", "sec", "cost", "locked"])
+    lo = np.minimum(a[both].to_numpy(), b[both].to_numpy())
+    hi = np.maximum(a[both].to_numpy(), b[both].to_numpy())
+    rec = both.to_numpy()
+    keep = np.isin(src[rec], ["yelo_bike", "yelo_car"]) & (hi - lo > 1)
+    lo, hi, rec = lo[keep] + 1, hi[keep], rec[keep]  # strictly between (ends are claimed already)
+    cnt = hi - lo
+    if cnt.sum() == 0:
+        return pd.DataFrame(columns=["rec", "sec", "cost", "locked"])
+    r = np.repeat(rec, cnt)
+    s = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    compat = _compat_matrix(rec_mode[r], sec.mode[s]) & (sec.mode[s] != "WALKING")
+    same_user = sec.ucode[s] == sec.ucode[np.repeat(lo - 1, cnt)]
+    ok = compat & same_user
+    return pd.DataFrame({"rec": r[ok], "sec": s[ok], "cost": np.full(int(ok.sum()), 5.0), "locked": False})
+
+
+def _conflicts(records, rec_pos, sf, sec_pos, kind, rec_mode, detail) -> pd.DataFrame:
+    r = records.iloc[rec_pos]
+    has = np.asarray(sec_pos) >= 0
+    sp = np.maximum(np.asarray(sec_pos), 0)
+    pick = lambda col: np.where(has, sf[col].to_numpy(dtype=object)[sp], None) if len(sf) else np.full(len(sp), None)
+    conf = sf["mode_confidence"].to_numpy(dtype="float64", na_value=np.nan)[sp] if len(sf) else np.full(len(sp), np.nan)
+    return pd.DataFrame({
+        "user_id": r["user_id"].to_numpy(dtype=object), "record_id": r["record_id"].to_numpy(dtype=object),
+        "source": r["source"].to_numpy(dtype=object), "trip_id": pick("trip_id"), "section_id": pick("section_id"),
+        "kind": kind, "record_mode": rec_mode[rec_pos], "section_mode": pick("mode"),
+        "mode_confidence": np.where(has, conf, np.nan), "detail": detail,
+    })
+
+
+def _during_trip(recs: pd.DataFrame, trips: pd.DataFrame, p: FusionParams) -> np.ndarray:
+    """Whether each record's time span (skew-widened) overlaps a GPS trip of its user."""
+    n = len(recs)
+    if n == 0 or len(trips) == 0:
+        return np.zeros(n, bool)
+    users = pd.Index(pd.unique(pd.concat([trips["user_id"], recs["user_id"]]).astype(object)))
+    tu = users.get_indexer(trips["user_id"].to_numpy(dtype=object)).astype("float64")
+    t0 = schema.to_unix(trips["start_ts"])
+    t1 = schema.to_unix(trips["end_ts"])
+    base = float(np.nanmin(t0))
+    k0 = tu * _SPAN + (t0 - base)
+    k1 = tu * _SPAN + (t1 - base)
+    order = np.argsort(k0, kind="stable")
+    k0, k1 = k0[order], np.maximum.accumulate(k1[order])
+    ru = users.get_indexer(recs["user_id"].to_numpy(dtype=object)).astype("float64")
+    r0 = schema.to_unix(recs["start_ts"])
+    r1 = schema.to_unix(recs["end_ts"])
+    r1 = np.where(np.isnan(r1), r0, r1)
+    a = ru * _SPAN + (r0 - base) - p.skew_s
+    b = ru * _SPAN + (r1 - base) + p.skew_s
+    lo = np.searchsorted(k1, a, side="left")   # first trip ending after a
+    hi = np.searchsorted(k0, b, side="right")  # trips starting before b
+    return hi > lo
+
+
+def _record_only(records, pos, rec_mode, src, trips, p: FusionParams):
+    """Trips and sections built from records alone (``origin="record"``)."""
+    if len(pos) == 0:
+        return pd.DataFrame(), pd.DataFrame(), np.array([], dtype=object), np.array([], dtype=object)
+    r = records.iloc[pos].copy()
+    r["_pos"] = pos
+    r["_mode"] = rec_mode[pos]
+    r["_t0"] = schema.to_unix(r["start_ts"])
+    t1 = schema.to_unix(r["end_ts"])
+    r["_t1"] = np.where(np.isnan(t1), r["_t0"].to_numpy(), t1)
+    r = r.sort_values(["user_id", "_t0"], kind="stable")
+    is_val = r["kind"].to_numpy(dtype=object) == "validation"
+    same_user = r["user_id"].shift(1).to_numpy() == r["user_id"].to_numpy()
+    gap = r["_t0"].to_numpy() - np.r_[np.nan, r["_t1"].to_numpy()[:-1]]
+    chain = same_user & is_val & np.r_[False, is_val[:-1]] & (gap <= p.transfer_s)
+    grp = np.cumsum(~chain)
+    rid = (r["source"].astype(str) + ":" + r["record_id"].astype(str)).to_numpy()
+    first_id = pd.Series(rid).groupby(grp).transform("first").to_numpy()
+    trip_ids = np.array(["rec-" + x for x in first_id], dtype=object)
+    sec_ids = np.array(["rec-" + x for x in rid], dtype=object)
+    # a validation's section runs to the next validation of its chain (a transfer), else is a point
+    nxt_same = np.r_[grp[1:] == grp[:-1], False]
+    sec_t1 = np.where(nxt_same & is_val, np.r_[r["_t0"].to_numpy()[1:], np.nan], r["_t1"].to_numpy())
+    lat0 = r["start_lat"].to_numpy(dtype="float64", na_value=np.nan)
+    lon0 = r["start_lon"].to_numpy(dtype="float64", na_value=np.nan)
+    lat1 = r["end_lat"].to_numpy(dtype="float64", na_value=np.nan)
+    lon1 = r["end_lon"].to_numpy(dtype="float64", na_value=np.nan)
+    nxt_lat = np.r_[lat0[1:], np.nan]
+    nxt_lon = np.r_[lon0[1:], np.nan]
+    lat1 = np.where(np.isnan(lat1) & nxt_same, nxt_lat, lat1)
+    lon1 = np.where(np.isnan(lon1) & nxt_same, nxt_lon, lon1)
+    lat1 = np.where(np.isnan(lat1), lat0, lat1)
+    lon1 = np.where(np.isnan(lon1), lon0, lon1)
+    dist = r["distance_m"].to_numpy(dtype="float64", na_value=np.nan)
+    crow = haversine_m(lat0, lon0, lat1, lon1) * p.detour
+    dist = np.where(np.isnan(dist), np.nan_to_num(crow, nan=0.0), dist)
+    secs = pd.DataFrame({
+        "user_id": r["user_id"].to_numpy(dtype=object), "trip_id": trip_ids, "section_id": sec_ids,
+        "start_ts": schema.from_unix(r["_t0"].to_numpy()).to_numpy(),
+        "end_ts": schema.from_unix(sec_t1).to_numpy(),
+        "distance_m": dist, "duration_s": sec_t1 - r["_t0"].to_numpy(),
+        "mode": r["_mode"].to_numpy(dtype=object), "mode_confidence": 1.0,
+        "mode_source": pd.Series(r["source"].to_numpy(dtype=object)).map(SOURCE_MODE_SOURCE).to_numpy(),
+        "sensed_mode": None, "geometry": None,
+    })
+    g = pd.DataFrame({"grp": grp, "t0": r["_t0"].to_numpy(), "t1": sec_t1, "lat0": lat0, "lon0": lon0,
+                      "lat1": lat1, "lon1": lon1, "dist": dist, "user_id": r["user_id"].to_numpy(dtype=object),
+                      "trip_id": trip_ids})
+    agg = g.groupby("grp", sort=False).agg(user_id=("user_id", "first"), trip_id=("trip_id", "first"),
+                                          t0=("t0", "min"), t1=("t1", "max"), start_lat=("lat0", "first"),
+                                          start_lon=("lon0", "first"), end_lat=("lat1", "last"),
+                                          end_lon=("lon1", "last"), distance_m=("dist", "sum"))
+    tz = trips.groupby("user_id")["tz"].first() if len(trips) and "tz" in trips else pd.Series(dtype=object)
+    new_trips = pd.DataFrame({
+        "user_id": agg["user_id"].to_numpy(dtype=object), "trip_id": agg["trip_id"].to_numpy(dtype=object),
+        "start_ts": schema.from_unix(agg["t0"].to_numpy()).to_numpy(),
+        "end_ts": schema.from_unix(agg["t1"].to_numpy()).to_numpy(),
+        "start_lat": agg["start_lat"].to_numpy(), "start_lon": agg["start_lon"].to_numpy(),
+        "end_lat": agg["end_lat"].to_numpy(), "end_lon": agg["end_lon"].to_numpy(),
+        "start_place_id": None, "end_place_id": None,
+        "distance_m": agg["distance_m"].to_numpy(), "duration_s": (agg["t1"] - agg["t0"]).to_numpy(),
+        "geometry": None, "origin": "record",
+        "tz": agg["user_id"].map(tz).fillna(schema.DEFAULT_TZ).to_numpy(dtype=object),
+    })
+    # back to the caller's order of ``pos``
+    back = pd.Series(np.arange(len(r)), index=r["_pos"].to_numpy()).reindex(pos).to_numpy()
+    return new_trips, secs, trip_ids[back], sec_ids[back]
