@@ -1,0 +1,290 @@
+"""Section segmentation: split each trip where the travel mode changes.
+
+Why: carbon, cost and operator-record fusion are per mode, so a "walk - bus - walk" trip must
+become three sections. Each point of a trip gets a mode class from its smoothed speed (a
+centred time window, so one noisy fix does not flip it) or, when the phone reports a
+confident motion activity near that time, from the activity. Runs of equal class are
+sections; runs shorter than ``min_section_s`` (a car slowing at a light, a GPS glitch) are
+merged into their longer neighbour, shortest first, until none is left. Each section gets a
+sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``; the mode classifier
+overwrites it later. All numpy over whole arrays: per-pass work is over runs, never per point
+in Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from emission_ext import schema
+
+from .trips import Track, expand_ranges, make_track
+
+WALK, BIKE, MOTOR = 0, 1, 2
+#: Sensed-mode hint per class.
+CLASS_MODE = np.array([schema.Mode.WALKING.value, schema.Mode.BICYCLING.value,
+                       schema.Mode.CAR.value], dtype=object)
+#: Phone activity -> class.
+ACTIVITY_CLASS = {"ON_FOOT": WALK, "WALKING": WALK, "RUNNING": WALK, "ON_BICYCLE": BIKE,
+                  "IN_VEHICLE": MOTOR}
+
+
+@dataclass(frozen=True)
+class SectionParams:
+    """Section segmentation thresholds.
+
+    Attributes
+    ----------
+    walk_max_mps : float
+        Smoothed speeds up to this (m/s) read as walking.
+    bike_max_mps : float
+        ... up to this as cycling, above as motorised.
+    smooth_s : float
+        Half-width of the centred speed-smoothing window, seconds.
+    min_section_s : float
+        Shorter runs are merged into a neighbour (flip-flops), seconds.
+    activity_window_s : float
+        A motion reading counts for a point within this many seconds.
+    min_activity_confidence : float
+        Readings below this confidence (percent) are ignored.
+    motor_override_mps : float
+        Above this smoothed speed the point is motorised whatever the phone says.
+    """
+
+    walk_max_mps: float = 2.2
+    bike_max_mps: float = 6.5
+    smooth_s: float = 30.0
+    min_section_s: float = 90.0
+    activity_window_s: float = 60.0
+    min_activity_confidence: float = 50.0
+    motor_override_mps: float = 11.0
+    max_merge_passes: int = 50
+
+
+def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Trip ordinal of each point (-1 outside trips); a shared boundary goes to the later trip."""
+    out = np.full(n, -1, dtype=np.int64)
+    if s.size == 0:
+        return out
+    idx, k = expand_ranges(s, e)
+    out[idx] = k  # later trips written last
+    return out
+
+
+def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
+    """Mean speed over the centred window [t - h, t + h] inside the point's trip, m/s."""
+    n = tr.t.size
+    speed = np.zeros(n)
+    inside = np.flatnonzero(trip_of >= 0)
+    if inside.size < 2:
+        return speed
+    t = tr.t[inside]
+    g = trip_of[inside]
+    step = np.r_[0.0, np.hypot(np.diff(tr.x[inside]), np.diff(tr.y[inside]))]
+    step[np.r_[True, g[1:] != g[:-1]]] = 0.0
+    cum = np.cumsum(step)
+    span = (t.max() - t.min()) + 4 * h + 1.0
+    key = g * span + (t - t.min())
+    lo = np.searchsorted(key, key - h, side="left")
+    hi = np.searchsorted(key, key + h, side="right") - 1
+    # at least one step: widen single-point windows to a neighbour of the same trip
+    first = np.searchsorted(g, g, side="left")
+    last = np.searchsorted(g, g, side="right") - 1
+    lo = np.where(lo == hi, np.maximum(lo - 1, first), lo)
+    hi = np.where(lo == hi, np.minimum(hi + 1, last), hi)
+    dt = t[hi] - t[lo]
+    sp = np.where(dt > 0, (cum[hi] - cum[lo]) / np.where(dt > 0, dt, 1.0), 0.0)
+    speed[inside] = sp
+    return speed
+
+
+def _activity_class(tr: Track, motion: pd.DataFrame | None, p: SectionParams) -> np.ndarray:
+    """Class from the nearest confident motion reading within the window, -1 when none."""
+    n = tr.t.size
+    out = np.full(n, -1, dtype=np.int64)
+    if motion is None or len(motion) == 0 or n == 0:
+        return out
+    m = motion[["user_id", "ts", "activity", "confidence"]].copy()
+    m["cls"] = m["activity"].astype(str).map(ACTIVITY_CLASS)
+    conf = pd.to_numeric(m["confidence"], errors="coerce").fillna(100.0)
+    m = m[m["cls"].notna() & (conf >= p.min_activity_confidence)]
+    if len(m) == 0:
+        return out
+    ucode = pd.Index(tr.users).get_indexer(m["user_id"].astype(str))
+    m = m.assign(u=ucode, t=schema.to_unix(pd.to_datetime(m["ts"], utc=True)))
+    m = m[m["u"] >= 0].sort_values(["t"], kind="stable")
+    if len(m) == 0:
+        return out
+    left = pd.DataFrame({"u": tr.codes, "t": tr.t, "i": np.arange(n)}).sort_values("t", kind="stable")
+    res = pd.merge_asof(left, m[["u", "t", "cls"]], on="t", by="u", direction="nearest",
+                        tolerance=p.activity_window_s)
+    ok = res["cls"].notna().to_numpy()
+    out[res["i"].to_numpy()[ok]] = res["cls"].to_numpy()[ok].astype(np.int64)
+    return out
+
+
+def _runs(cls: np.ndarray, grp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start positions and lengths of runs of equal (grp, cls)."""
+    if cls.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    new = np.r_[True, (cls[1:] != cls[:-1]) | (grp[1:] != grp[:-1])]
+    starts = np.flatnonzero(new)
+    lens = np.diff(np.r_[starts, cls.size])
+    return starts, lens
+
+
+def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of_grp: np.ndarray,
+                 min_s: float, passes: int) -> np.ndarray:
+    """Relabel runs shorter than ``min_s`` with their longer neighbour's class, shortest first.
+
+    Each pass relabels every short run that is shorter than both neighbours (so two adjacent
+    short runs never swap labels), then runs are recomputed.
+    """
+    cls = cls.copy()
+    for _ in range(passes):
+        starts, lens = _runs(cls, grp)
+        if starts.size < 2:
+            break
+        g = grp[starts]
+        nxt_same = np.r_[g[1:] == g[:-1], False]
+        prv_same = np.r_[False, g[1:] == g[:-1]]
+        end_t = np.where(nxt_same, np.r_[t_start[starts][1:], 0.0], t_end_of_grp[g])
+        dur = end_t - t_start[starts]
+        short = (dur < min_s) & (nxt_same | prv_same)
+        if not short.any():
+            break
+        inf = np.inf
+        d_prev = np.where(prv_same, np.r_[inf, dur[:-1]], inf)
+        d_next = np.where(nxt_same, np.r_[dur[1:], inf], inf)
+        local_min = short & (dur <= d_prev) & (dur <= d_next)
+        # ties between equal neighbours: only the earlier one moves this pass
+        local_min &= ~(np.r_[False, local_min[:-1]] & (np.r_[inf, dur[:-1]] == dur))
+        if not local_min.any():
+            break
+        take_prev = np.where(prv_same & nxt_same, d_prev >= d_next, prv_same)
+        c_prev = np.r_[-1, cls[starts][:-1]]
+        c_next = np.r_[cls[starts][1:], -1]
+        new_c = np.where(take_prev, c_prev, c_next)
+        sel = np.flatnonzero(local_min)
+        idx, k = expand_ranges(starts[sel], starts[sel] + lens[sel] - 1)
+        cls[idx] = new_c[sel][k]
+    return cls
+
+
+def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
+                        motion: pd.DataFrame | None = None, params: SectionParams = SectionParams()
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sections and labelled points for trips given as index ranges into a sorted track."""
+    import shapely
+
+    p = params
+    n = tr.t.size
+    trip_of = _point_trip(n, s, e)
+    speed = _smoothed_speed(tr, trip_of, p.smooth_s)
+    cls = np.where(speed <= p.walk_max_mps, WALK, np.where(speed <= p.bike_max_mps, BIKE, MOTOR))
+    act = _activity_class(tr, motion, p)
+    use_act = (act >= 0) & ~(speed > p.motor_override_mps)
+    cls = np.where(use_act, act, cls)
+    raw_cls = cls.copy()
+
+    inside = np.flatnonzero(trip_of >= 0)
+    g = trip_of[inside]
+    t_in = tr.t[inside]
+    t_end_of_trip = tr.t[e] if e.size else np.empty(0)
+    merged = _merge_short(cls[inside], g, t_in, t_end_of_trip, p.min_section_s, p.max_merge_passes)
+    starts, lens = _runs(merged, g)
+
+    trip_ids = trips["trip_id"].to_numpy(dtype=object)
+    users = trips["user_id"].to_numpy(dtype=object)
+    sec_trip = g[starts] if starts.size else np.empty(0, np.int64)
+    ordinal = np.arange(starts.size) - np.searchsorted(sec_trip, sec_trip, side="left")
+    sec_ids = (np.char.add(np.char.add(trip_ids[sec_trip].astype(str), "-s"), ordinal.astype(str))
+               .astype(object) if starts.size else np.empty(0, dtype=object))
+    # a section runs from its first point to the next section's first point (or the trip end)
+    first_pt = inside[starts] if starts.size else np.empty(0, np.int64)
+    nxt_same = np.r_[sec_trip[1:] == sec_trip[:-1], False] if starts.size else np.empty(0, bool)
+    last_pt = np.where(nxt_same, np.r_[first_pt[1:], 0], e[sec_trip] if starts.size else 0)
+    last_pt = np.maximum(last_pt, first_pt)
+    cum = np.cumsum(np.where(tr.new_user, 0.0, tr.step)) if n else np.empty(0)
+    geom = np.full(starts.size, None, dtype=object)
+    multi = np.flatnonzero(last_pt > first_pt)
+    if multi.size:
+        idx, k = expand_ranges(first_pt[multi], last_pt[multi])
+        lines = shapely.linestrings(np.column_stack([tr.lon[idx], tr.lat[idx]]), indices=k)
+        geom[multi] = shapely.to_wkb(lines)
+    sec_cls = merged[starts] if starts.size else np.empty(0, np.int64)
+    # confidence of the hint: share of the section's points whose own class agrees
+    agree = (raw_cls[inside] == np.repeat(sec_cls, lens)).astype(float) if starts.size else np.empty(0)
+    conf = np.add.reduceat(agree, np.r_[0, np.cumsum(lens)[:-1]]) / lens if starts.size else np.empty(0)
+    sensed = CLASS_MODE[sec_cls] if starts.size else np.empty(0, dtype=object)
+    sections = schema.coerce(pd.DataFrame({
+        "user_id": users[sec_trip].astype(str) if starts.size else np.empty(0, dtype=str),
+        "trip_id": trip_ids[sec_trip] if starts.size else np.empty(0, dtype=object),
+        "section_id": sec_ids,
+        "start_ts": schema.from_unix(tr.t[first_pt]),
+        "end_ts": schema.from_unix(tr.t[last_pt]),
+        "distance_m": cum[last_pt] - cum[first_pt],
+        "duration_s": tr.t[last_pt] - tr.t[first_pt],
+        "mode": sensed,
+        "mode_confidence": np.clip(conf, 0.0, 1.0),
+        "mode_source": np.full(starts.size, "rule", dtype=object),
+        "sensed_mode": sensed,
+        "geometry": geom,
+    }), "sections")
+
+    # labelled points: each point in a trip gets its trip and section
+    pt_trip = np.full(n, None, dtype=object)
+    pt_sec = np.full(n, None, dtype=object)
+    if inside.size:
+        pt_trip[inside] = trip_ids[g]
+        pt_sec[inside] = np.repeat(sec_ids, lens)
+    labelled = tr.points.copy()
+    labelled["trip_id"] = pd.Series(pt_trip, index=labelled.index, dtype="object")
+    labelled["section_id"] = pd.Series(pt_sec, index=labelled.index, dtype="object")
+    return sections, labelled
+
+
+def segment_sections(points: pd.DataFrame, trips: pd.DataFrame, motion: pd.DataFrame | None = None,
+                     params: SectionParams = SectionParams()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split trips into single-mode sections.
+
+    Parameters
+    ----------
+    points : DataFrame
+        Cleaned schema ``points`` (one or many users, any order).
+    trips : DataFrame
+        Schema ``trips`` for those points (e.g. from :func:`pipeline.trips.segment_trips`).
+    motion : DataFrame, optional
+        Schema ``motion``; confident readings decide the class of nearby points.
+    params : SectionParams
+        Thresholds (m/s, seconds).
+
+    Returns
+    -------
+    sections : DataFrame
+        Schema ``sections``: ``mode`` and ``sensed_mode`` hold the hint (WALKING, BICYCLING,
+        CAR), ``mode_source="rule"``; ids ``<trip_id>-s<k>``.
+    labelled_points : DataFrame
+        The cleaned points sorted by user and time, plus ``trip_id`` and ``section_id``
+        (null outside trips).
+    """
+    tr = make_track(points)
+    trips = schema.coerce(trips, "trips").sort_values(["user_id", "start_ts"], kind="stable")
+    trips = trips.reset_index(drop=True)
+    if len(trips) == 0 or tr.t.size == 0:
+        labelled = tr.points.assign(trip_id=pd.Series(None, index=tr.points.index, dtype="object"),
+                                    section_id=pd.Series(None, index=tr.points.index, dtype="object"))
+        return schema.empty("sections"), labelled
+    # map each trip to point index ranges through (user, time)
+    ucode = pd.Index(tr.users).get_indexer(trips["user_id"].astype(str))
+    base = tr.t.min() - 1.0
+    span = (tr.t.max() - base) + 1e6
+    key = tr.codes * span + (tr.t - base)
+    ts0 = schema.to_unix(trips["start_ts"])
+    ts1 = schema.to_unix(trips["end_ts"])
+    s = np.searchsorted(key, ucode * span + (ts0 - base) - 1e-4, side="left")
+    e = np.searchsorted(key, ucode * span + (ts1 - base) + 1e-4, side="right") - 1
+    ok = (ucode >= 0) & (e >= s)
+    trips = trips.loc[ok].reset_index(drop=True)
+    return sections_from_track(tr, trips, s[ok], e[ok], motion, params)

@@ -1,0 +1,55 @@
+"""One call from raw points to places, trips, sections and labelled points.
+
+Why: the runner stage, the ``process`` command and the benchmark all need the same chain
+(clean -> trips -> sections). Chaining the public functions would sort and project the points
+three times; this module projects them once (one :class:`pipeline.trips.Track`) and hands the
+same arrays to every step. It accepts one or many users and stays pure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .clean import CleanParams, clean_points
+from .sections import SectionParams, sections_from_track
+from .trips import TripParams, build_trips, detect_trips, make_track
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Parameters of the three steps."""
+
+    clean: CleanParams = field(default_factory=CleanParams)
+    trips: TripParams = field(default_factory=TripParams)
+    sections: SectionParams = field(default_factory=SectionParams)
+
+
+def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
+                 transitions: pd.DataFrame | None = None,
+                 params: SegmentParams = SegmentParams()) -> dict[str, pd.DataFrame]:
+    """Clean points and segment them into places, trips and sections.
+
+    Parameters
+    ----------
+    points : DataFrame
+        Schema ``points`` of one or many users, any order. An extra ``tz`` column (IANA
+        name) becomes the ``tz`` of places and trips.
+    motion, transitions : DataFrame, optional
+        Schema ``motion`` and ``transitions`` when the phone sent them.
+    params : SegmentParams
+        Cleaning, trip and section thresholds.
+
+    Returns
+    -------
+    dict
+        ``places``, ``trips``, ``sections`` (schema tables), ``labelled_points`` (clean points
+        + ``trip_id``, ``section_id``) and ``removed`` (dropped points + ``reason``).
+    """
+    clean, removed = clean_points(points, params.clean)
+    tr = make_track(clean)
+    s, e = detect_trips(tr, motion, transitions, params.trips)
+    places, trips = build_trips(tr, s, e)
+    sections, labelled = sections_from_track(tr, trips, s, e, motion, params.sections)
+    return {"places": places, "trips": trips, "sections": sections,
+            "labelled_points": labelled, "removed": removed}
