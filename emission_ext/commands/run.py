@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import click
 
+from ..errors import ConfigError
 from ..runner import EXECUTORS, run
+from ..stages import STAGE_ORDER
 from ._common import progress
 from ._store import open_ctx_store, store_option
 
@@ -23,14 +25,21 @@ from ._store import open_ctx_store, store_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes of the local executor [default: number of cores].")
 @click.option("--force", is_flag=True, help="Redo every stage even for users with no new data.")
+@click.option("--stages", "stages", default=",".join(STAGE_ORDER), show_default=True,
+              metavar="S1,S2", help="Stages to run, in order (a dotted module path adds a "
+                                    "plug-in stage).")
 @store_option
 @click.pass_context
-def command(ctx, users, executor, scheduler, workers, force, store, store_db):
+def command(ctx, users, executor, scheduler, workers, force, stages, store, store_db):
     """Run the pipeline stages (segment, modes, fuse, footprint) on users with new data."""
     st = open_ctx_store(ctx, store, store_db)
     wanted = [u for arg in users for u in arg.split(",") if u] or None
+    names = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if not names:
+        raise ConfigError("--stages: give at least one stage")
     summary = run(st, wanted, executor=executor, scheduler=scheduler, workers=workers,
-                  force=force, progress=lambda n: progress(total=n, desc="users", unit="user"))
+                  force=force, stages=names,
+                  progress=lambda n: progress(total=n, desc="users", unit="user"))
     for line in summary.lines():
         click.echo(line)
     if summary.failed:

@@ -83,8 +83,9 @@ class StageInfo:
 
 
 def load_stage(name: str) -> StageInfo:
-    """Import ``emission_ext.stages.<name>`` and check it can run."""
-    modname = f"{__name__}.{name}"
+    """Import ``emission_ext.stages.<name>`` (or the module ``name`` itself when it is a dotted
+    path, for plug-in stages) and check it can run."""
+    modname = name if "." in name else f"{__name__}.{name}"
     try:
         mod = importlib.import_module(modname)
     except ModuleNotFoundError as exc:

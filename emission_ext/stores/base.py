@@ -84,6 +84,11 @@ def prepare(table: str, df: pd.DataFrame) -> pd.DataFrame:
         raise StoreError(f"{table}: frames written to a store need a user_id column")
     out = df.copy()
     out["user_id"] = out["user_id"].astype(schema.STR)
+    for c in out.columns:  # one timestamp type everywhere: ns, UTC
+        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            out[c] = out[c].dt.tz_convert("UTC").astype(schema.UTC_TS)
+        elif pd.api.types.is_datetime64_dtype(out[c].dtype):
+            out[c] = out[c].dt.tz_localize("UTC").astype(schema.UTC_TS)
     return out.reset_index(drop=True)
 
 

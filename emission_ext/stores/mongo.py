@@ -53,7 +53,13 @@ def _pymongo():
 
 def user_key(value) -> str:
     """e-mission user ids (UUID, BSON binary, ``{"$uuid": hex}`` or a string) as the product's
-    string user id: the 32-digit hex form used in e-mission's JSON exports."""
+    string user id: the 32-digit hex form used in e-mission's JSON exports (the readers'
+    :func:`emission_ext.io.emission.normalise_user_id`, so files and database agree)."""
+    from ..io.emission import normalise_user_id
+
+    uid = normalise_user_id(value)
+    if uid:
+        return uid
     if isinstance(value, uuidlib.UUID):
         return value.hex
     if isinstance(value, dict) and "$uuid" in value:
@@ -198,8 +204,8 @@ class MongoStore(Store):
         pymongo = _pymongo()
         try:
             return fn()
-        except pymongo.errors.ServerSelectionTimeoutError as exc:
-            raise StoreError(f"MongoDB {self.url} unreachable: {exc}") from None
+        except (pymongo.errors.ServerSelectionTimeoutError, pymongo.errors.ConnectionFailure) as exc:
+            raise StoreError(f"MongoDB {self.url} unreachable: {str(exc).split(',')[0]}") from None
 
     @staticmethod
     def _meta_id(table: str, user_id: str) -> str:
@@ -277,7 +283,7 @@ class MongoStore(Store):
         if user_ids is not None:
             users = [check_user(u) for u in ([user_ids] if isinstance(user_ids, str) else user_ids)]
             q["user_id"] = {"$in": users}
-        metas = list(self._wrap(lambda: self._coll("meta").find(q)))
+        metas = self._wrap(lambda: list(self._coll("meta").find(q)))
         dtypes = next((m.get("dtypes") for m in metas if m.get("dtypes")), None)
         df = _docs_to_frame(table, self._read_user_gens(table, metas, start, end), dtypes)
         t = schema.TABLES.get(table)
@@ -314,13 +320,13 @@ class MongoStore(Store):
 
     def users(self, table: str = "points") -> list[str]:
         check_table(table)
-        metas = self._wrap(lambda: self._coll("meta").find({"table": table, "gens.0": {"$exists": True}},
-                                                          {"user_id": 1}))
+        metas = self._wrap(lambda: list(self._coll("meta").find(
+            {"table": table, "gens.0": {"$exists": True}}, {"user_id": 1})))
         return sorted({m["user_id"] for m in metas})
 
     def delete_user(self, user_id: str) -> None:
         check_user(user_id)
-        metas = list(self._wrap(lambda: self._coll("meta").find({"user_id": user_id})))
+        metas = self._wrap(lambda: list(self._coll("meta").find({"user_id": user_id})))
         self._coll("meta").delete_many({"user_id": user_id})  # unpublish first
         for m in metas:
             self._coll(m["table"]).delete_many({"user_id": user_id})
