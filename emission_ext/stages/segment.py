@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..errors import ConfigError
+
 NAME = "segment"
 VERSION = "1"
 INPUTS = ("points", "motion", "transitions")
@@ -33,15 +35,22 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     inputs : dict of DataFrame
         ``points`` (schema ``points``), ``motion`` and ``transitions`` (may be empty).
     ctx : StageContext
-        ``ctx.tz`` becomes the ``tz`` of the user's places and trips.
+        ``ctx.tz`` becomes the ``tz`` of the user's places and trips; ``ctx.param("segment")``
+        may hold a :class:`pipeline.segment.SegmentParams`.
 
     Returns
     -------
     dict of DataFrame
         ``places``, ``trips``, ``sections``, ``labelled_points``, ``removed_points``.
     """
-    from pipeline.segment import segment_user
+    from pipeline.segment import SegmentParams, segment_user
 
+    params = ctx.param(NAME)
+    if params is None:
+        params = SegmentParams()
+    elif not isinstance(params, SegmentParams):
+        raise ConfigError(f"params['{NAME}'] must be a pipeline.segment.SegmentParams, "
+                          f"got {type(params).__name__}")
     points = inputs["points"]
     if "tz" not in points.columns:
         points = points.assign(tz=ctx.tz)
@@ -49,7 +58,8 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     transitions = inputs.get("transitions")
     res = segment_user(points,
                        motion=motion if motion is not None and len(motion) else None,
-                       transitions=transitions if transitions is not None and len(transitions) else None)
+                       transitions=transitions if transitions is not None and len(transitions) else None,
+                       params=params)
     removed = res.get("removed")
     if removed is None:
         removed = points.iloc[0:0]
