@@ -1,0 +1,202 @@
+"""Scoring trip and section segmentation against a reference.
+
+Why: "correct on real phones" needs a number. A predicted trip matches a reference trip when
+their time intervals overlap by at least half of their union (intersection over union
+>= 0.5); each trip matches at most once (best IoU first). From the matches come precision,
+recall, F1 and the start/end time errors. Section boundaries are scored separately: the share
+of true mode changes with a predicted section boundary within a tolerance. Everything here is
+pure (frames in, numbers out); :func:`read_emission_ground_truth` is the one reader, of
+e-mission's ``*.ground_truth.json.gz`` files.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emission_ext import schema
+from emission_ext.errors import InputError
+
+
+@dataclass(frozen=True)
+class TripScore:
+    """Trip-level scores. Errors in seconds (NaN without matches)."""
+
+    n_pred: int
+    n_ref: int
+    matched: int
+    precision: float
+    recall: float
+    f1: float
+    median_start_err_s: float
+    median_end_err_s: float
+
+    @classmethod
+    def from_counts(cls, n_pred: int, n_ref: int, start_err, end_err) -> "TripScore":
+        m = len(start_err)
+        p = m / n_pred if n_pred else (1.0 if n_ref == 0 else 0.0)
+        r = m / n_ref if n_ref else (1.0 if n_pred == 0 else 0.0)
+        f1 = 2 * m / (n_pred + n_ref) if (n_pred + n_ref) else 1.0
+        med = (lambda v: float(np.median(v)) if len(v) else float("nan"))
+        return cls(n_pred, n_ref, m, p, r, f1, med(start_err), med(end_err))
+
+
+def _interval_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return schema.to_unix(df["start_ts"]), schema.to_unix(df["end_ts"])
+
+
+def match_trips(pred: pd.DataFrame, ref: pd.DataFrame, min_iou: float = 0.5) -> pd.DataFrame:
+    """Match predicted to reference trips of the same user by time IoU.
+
+    Parameters
+    ----------
+    pred, ref : DataFrame
+        With ``user_id``, ``start_ts``, ``end_ts`` (UTC timestamps).
+    min_iou : float
+        Minimum intersection over union of the two time intervals.
+
+    Returns
+    -------
+    DataFrame
+        One row per match: ``pred_idx``, ``ref_idx`` (positional), ``iou``,
+        ``start_err_s``, ``end_err_s`` (absolute, seconds).
+    """
+    cols = ["pred_idx", "ref_idx", "iou", "start_err_s", "end_err_s"]
+    if len(pred) == 0 or len(ref) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols})
+    ps, pe = _interval_arrays(pred)
+    rs, re_ = _interval_arrays(ref)
+    pu = pred["user_id"].astype(str).to_numpy()
+    ru = ref["user_id"].astype(str).to_numpy()
+    # candidate pairs: same user and overlapping intervals (sweep via sorting, no n*m matrix)
+    order = np.argsort(rs, kind="stable")
+    rs_o, re_o = rs[order], re_[order]
+    max_len = float(np.max(re_ - rs)) if len(ref) else 0.0
+    lo = np.searchsorted(rs_o, ps - max_len, side="left")
+    hi = np.searchsorted(rs_o, pe, side="right")
+    counts = np.maximum(hi - lo, 0)
+    pi = np.repeat(np.arange(len(pred)), counts)
+    rj = order[np.repeat(lo - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())] \
+        if counts.sum() else np.empty(0, np.int64)
+    inter = np.minimum(pe[pi], re_[rj]) - np.maximum(ps[pi], rs[rj])
+    union = np.maximum(pe[pi], re_[rj]) - np.minimum(ps[pi], rs[rj])
+    iou = np.where(union > 0, np.maximum(inter, 0) / np.where(union > 0, union, 1), 0.0)
+    ok = (iou >= min_iou) & (pu[pi] == ru[rj])
+    pi, rj, iou = pi[ok], rj[ok], iou[ok]
+    # greedy one-to-one, best IoU first (with IoU >= 0.5 a trip can overlap that much with
+    # at most a couple of others, so this is a handful of candidates)
+    best = np.argsort(-iou, kind="stable")
+    used_p, used_r, rows = set(), set(), []
+    for k in best:  # over candidate pairs, not points
+        a, b = int(pi[k]), int(rj[k])
+        if a in used_p or b in used_r:
+            continue
+        used_p.add(a), used_r.add(b)
+        rows.append((a, b, float(iou[k]), abs(ps[a] - rs[b]), abs(pe[a] - re_[b])))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def score_trips(pred: pd.DataFrame, ref: pd.DataFrame, min_iou: float = 0.5) -> TripScore:
+    """Precision, recall, F1 and median start/end errors of ``pred`` against ``ref``."""
+    m = match_trips(pred, ref, min_iou)
+    return TripScore.from_counts(len(pred), len(ref), m["start_err_s"].to_numpy(),
+                                 m["end_err_s"].to_numpy())
+
+
+def section_boundary_hits(pred_sections: pd.DataFrame, ref_sections: pd.DataFrame,
+                          tolerance_s: float = 60.0) -> tuple[int, int]:
+    """How many true mode changes have a predicted section boundary within ``tolerance_s``.
+
+    A true mode change is the start of a reference section that follows a section of another
+    mode in the same trip. A predicted boundary is the start of any predicted section that is
+    not the first of its trip.
+
+    Returns
+    -------
+    (hits, total) : tuple of int
+    """
+    def boundaries(df: pd.DataFrame, need_mode_change: bool):
+        if len(df) == 0:
+            return np.empty(0, dtype=object), np.empty(0)
+        d = df.sort_values(["user_id", "trip_id", "start_ts"], kind="stable")
+        same_trip = (d["trip_id"].to_numpy() == np.r_[None, d["trip_id"].to_numpy()[:-1]]) & \
+                    (d["user_id"].to_numpy() == np.r_[None, d["user_id"].to_numpy()[:-1]])
+        keep = same_trip
+        if need_mode_change:
+            keep &= d["mode"].to_numpy() != np.r_[None, d["mode"].to_numpy()[:-1]]
+        return d["user_id"].astype(str).to_numpy()[keep], schema.to_unix(d["start_ts"])[keep]
+
+    ru, rt = boundaries(ref_sections, True)
+    pu, pt = boundaries(pred_sections, False)
+    if rt.size == 0:
+        return 0, 0
+    hits = 0
+    for u in np.unique(ru):  # per user, vectorised inside
+        r = rt[ru == u]
+        p = np.sort(pt[pu == u])
+        if p.size == 0:
+            continue
+        j = np.searchsorted(p, r)
+        after = np.abs(p[np.minimum(j, p.size - 1)] - r)
+        before = np.abs(p[np.maximum(j - 1, 0)] - r)
+        near = np.minimum(after, before)
+        hits += int((near <= tolerance_s).sum())
+    return hits, int(rt.size)
+
+
+def read_emission_ground_truth(path: str | Path, user_id: str | None = None
+                               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read an e-mission ``*.ground_truth.json.gz`` (its pipeline's output for one day).
+
+    The file holds ``{"data": [trip FeatureCollection, ...]}``; each trip's properties carry
+    ``start_ts``/``end_ts`` and nested FeatureCollections hold its sections (with
+    ``sensed_mode`` such as ``MotionTypes.ON_FOOT``).
+
+    Returns
+    -------
+    trips, sections : DataFrame
+        ``user_id, trip_id, start_ts, end_ts, distance_m`` and
+        ``user_id, trip_id, section_id, start_ts, end_ts, mode``.
+
+    Raises
+    ------
+    InputError
+        Unreadable or not a ground-truth document.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(str(path), f"cannot read ground truth: {exc}") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, list):
+        raise InputError(str(path), "not an e-mission ground truth document (no 'data' list)")
+    uid = user_id or path.name.split(".")[0]
+    trips, sections = [], []
+    for k, trip in enumerate(data):
+        props = trip.get("properties", {}) if isinstance(trip, dict) else {}
+        if "start_ts" not in props or "end_ts" not in props:
+            raise InputError(str(path), "trip without start_ts/end_ts", line=k + 1)
+        tid = f"gt{k}"
+        trips.append((uid, tid, props["start_ts"], props["end_ts"], props.get("distance", np.nan)))
+        for feat in trip.get("features", []):
+            if feat.get("type") != "FeatureCollection":
+                continue
+            for s in feat.get("features", []):
+                sp = s.get("properties", {})
+                if sp.get("feature_type") != "section":
+                    continue
+                mode = str(sp.get("sensed_mode", "UNKNOWN")).split(".")[-1]
+                sections.append((uid, tid, f"{tid}-s{len(sections)}", sp["start_ts"], sp["end_ts"], mode))
+    t = pd.DataFrame(trips, columns=["user_id", "trip_id", "start_ts", "end_ts", "distance_m"])
+    s = pd.DataFrame(sections, columns=["user_id", "trip_id", "section_id", "start_ts", "end_ts", "mode"])
+    for df in (t, s):
+        for c in ("start_ts", "end_ts"):
+            df[c] = schema.from_unix(df[c].to_numpy(dtype="float64")).to_numpy()
+    return t, s
