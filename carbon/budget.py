@@ -52,7 +52,7 @@ def period_start(local: pd.Series, period: str) -> pd.Series:
     if period == "day":
         return day
     if period == "week":
-        return day - pd.to_timedelta(day.dt.weekday, unit="D")
+        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
     return day - pd.to_timedelta(day.dt.day - 1, unit="D")
 
 
