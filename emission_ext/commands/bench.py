@@ -1,0 +1,110 @@
+"""``emission-ext bench segmentation``: our segmentation against trackintel, side by side.
+
+Why: the speed bar (SPEC section 7: at least 25x trackintel end to end, under 0.5 GB) is a
+measured figure. Both tools get the same CSV and each runs in its own child process: ours is
+``emission-ext process CSV --out DIR`` (read, clean, trips, sections, places, write CSVs);
+trackintel's is ``generate_staypoints`` (sliding, 100 m, 5 min) + ``generate_triplegs`` +
+``generate_trips``, run by ``--trackintel-python`` (a separate venv, ``.venv-bench``, because
+trackintel is a benchmark-only dependency that may need another pandas).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+
+DEFAULT_BENCH_PY = Path(".venv-bench") / "bin" / "python"
+
+
+@click.group("bench")
+def command():
+    """Benchmarks (SPEC section 7)."""
+
+
+def _machine() -> str:
+    try:
+        import psutil
+
+        mem = f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+        load = ", load avg %.1f/%.1f/%.1f" % os.getloadavg()
+    except Exception:  # noqa: BLE001 - informational only
+        mem, load = "", ""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {mem}{load}"
+
+
+def setup_trackintel_venv(path: Path) -> Path:
+    """Create ``path`` (a venv) with trackintel installed; returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    py = path / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "trackintel"], check=True)
+    return py
+
+
+@command.command("segmentation")
+@click.option("--points", "n_points", default=1_000_000, show_default=True, help="Points to generate.")
+@click.option("--users", "n_users", default=50, show_default=True, help="Users to spread them over.")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
+              help="Use this points CSV instead of generating one.")
+@click.option("--out", "out_dir", default="bench-out", show_default=True, type=click.Path(file_okay=False),
+              help="Working folder (CSV, outputs).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--trackintel-python", "ti_python", type=click.Path(dir_okay=False),
+              help=f"Interpreter with trackintel installed (default {DEFAULT_BENCH_PY}, created "
+                   "with --setup-trackintel).")
+@click.option("--setup-trackintel", is_flag=True, help="Create .venv-bench with trackintel first.")
+@click.option("--skip-trackintel", is_flag=True, help="Only measure ours.")
+@click.option("--simple-generator", is_flag=True,
+              help="Use the built-in simple generator even when the synthetic world is available.")
+def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_trackintel,
+                 skip_trackintel, simple_generator):
+    """Time ours vs trackintel on the same CSV; print time, points/s, peak RSS and the ratio."""
+    from ..bench.harness import run_measured
+    from ..bench.points import write_bench_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if csv_path is None:
+        csv_path, gen = write_bench_csv(out / f"points_{n_points}.csv", n_points, n_users, seed,
+                                        use_synth=not simple_generator)
+        click.echo(f"generated {n_points} points for {n_users} users with {gen} -> {csv_path}")
+    csv_path = Path(csv_path)
+    with open(csv_path, "rb") as fh:
+        n = sum(1 for _ in fh) - 1
+    click.echo(f"machine: {_machine()}")
+
+    exe = shutil.which("emission-ext") or str(Path(sys.executable).with_name("emission-ext"))
+    ours = run_measured("emission-ext process",
+                        [exe, "process", str(csv_path), "--format", "csv", "--out", str(out / "ours")])
+    if ours.returncode != 0:
+        raise ConfigError(f"emission-ext process failed: {ours.stderr.strip()[-500:]}")
+    click.echo(ours.stdout.strip())
+    click.echo(f"ours       : {ours.wall_s:8.2f} s  {n / ours.wall_s:12,.0f} points/s  "
+               f"peak RSS {ours.peak_rss_mb:7.0f} MiB")
+    if skip_trackintel:
+        return
+    py = Path(ti_python) if ti_python else DEFAULT_BENCH_PY
+    if setup_trackintel and not py.exists():
+        click.echo(f"creating {DEFAULT_BENCH_PY.parent.parent} with trackintel ...", err=True)
+        py = setup_trackintel_venv(DEFAULT_BENCH_PY.parent.parent)
+    if not py.exists():
+        raise ConfigError(f"{py}: no trackintel interpreter; pass --trackintel-python or "
+                          "--setup-trackintel (or --skip-trackintel)")
+    job = Path(__file__).resolve().parent.parent / "bench" / "trackintel_job.py"
+    ti = run_measured("trackintel", [str(py), str(job), str(csv_path)])
+    if ti.returncode != 0:
+        raise ConfigError(f"trackintel run failed: {ti.stderr.strip()[-800:]}")
+    info = json.loads(ti.stdout.strip().splitlines()[-1])
+    click.echo(f"trackintel {info.get('trackintel')} (pandas {info.get('pandas')}): "
+               f"{info['staypoints']} staypoints, {info['triplegs']} triplegs, {info['trips']} trips")
+    click.echo(f"trackintel : {ti.wall_s:8.2f} s  {n / ti.wall_s:12,.0f} points/s  "
+               f"peak RSS {ti.peak_rss_mb:7.0f} MiB")
+    click.echo(f"ratio      : ours is {ti.wall_s / ours.wall_s:.1f}x faster end to end "
+               f"(target >= 25x); peak RSS {ours.peak_rss_mb:.0f} MiB (target < 512 MiB)")
