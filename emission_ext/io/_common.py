@@ -85,13 +85,37 @@ class RawData:
 def finish_table(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, int]:
     """Coerce to table ``name``, drop repeated keys (keep first), sort by user and time.
 
-    Returns the validated table and the number of duplicate rows dropped.
+    Returns the validated table and the number of duplicate rows dropped. Vectorised: the
+    key columns are factorised to integer codes, sorted only when not already in order, and
+    duplicates found by comparing neighbours.
     """
     t = schema.table(name)
     df = schema.coerce(df[[c for c in df.columns if c in t.names]], name)
     n0 = len(df)
-    df = df.drop_duplicates(subset=list(t.key), keep="first")
-    df = df.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
+    if n0 > 1:
+        keys = ["user_id", "ts"] + [k for k in t.key if k not in ("user_id", "ts")]
+        arrs = []
+        for k in keys:
+            if k == "ts":
+                arrs.append(pd.DatetimeIndex(df[k]).as_unit("ns").asi8)
+            else:
+                arrs.append(pd.factorize(df[k], sort=True, use_na_sentinel=True)[0])
+        # lexicographic order of (user, ts, other keys): is it sorted already?
+        after = np.zeros(n0 - 1, dtype=bool)  # row i+1 sorts after row i
+        tie = np.ones(n0 - 1, dtype=bool)
+        for a in arrs:
+            after |= tie & (a[1:] > a[:-1])
+            tie &= a[1:] == a[:-1]
+        if not (after | tie).all():
+            order = np.lexsort(arrs[::-1])
+            arrs = [a[order] for a in arrs]
+            df = df.iloc[order]
+        same = np.ones(n0 - 1, dtype=bool)
+        for a in arrs:
+            same &= a[1:] == a[:-1]
+        if same.any():
+            df = df[np.concatenate([[True], ~same])]
+    df = df.reset_index(drop=True)
     return schema.validate(df, name), n0 - len(df)
 
 
@@ -108,6 +132,9 @@ def to_float(values) -> tuple[np.ndarray, np.ndarray]:
     (``None``/empty become NaN without being marked).
     """
     s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return np.array(s.to_numpy(dtype="float64", na_value=np.nan), copy=True), \
+            np.zeros(len(s), dtype=bool)
     num = pd.to_numeric(s, errors="coerce")
     v = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
     present = s.notna().to_numpy()
@@ -140,7 +167,8 @@ class RowChecker:
     def flag(self, mask: np.ndarray, field_name: str, reason, values=None) -> None:
         """Mark rows in ``mask`` bad with ``field_name``/``reason`` (first fault of a row wins).
 
-        ``reason`` may contain ``{value}``, filled from ``values`` for the rows kept.
+        ``reason`` may contain ``{value}``, filled from ``values`` (a Series, array or list
+        aligned with the rows) for the flagged rows only.
         """
         mask = np.asarray(mask, dtype=bool) & ~self.bad
         if not mask.any():
@@ -148,7 +176,9 @@ class RowChecker:
         self.bad |= mask
         self.field[mask] = field_name
         if values is not None and "{value" in reason:
-            vals = np.asarray(values, dtype=object)[mask]
+            idx = np.flatnonzero(mask)  # only the faulty rows are turned into Python objects
+            vals = values.iloc[idx].tolist() if isinstance(values, pd.Series) else \
+                [values[i] for i in idx]
             self.reason[mask] = [reason.format(value=v) for v in vals]
         else:
             self.reason[mask] = reason
@@ -186,6 +216,10 @@ def parse_times(values, *, iso_only: bool = False) -> tuple[np.ndarray, np.ndarr
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     s = s.reset_index(drop=True)
+    if not iso_only and pd.api.types.is_numeric_dtype(s.dtype) \
+            and not pd.api.types.is_bool_dtype(s.dtype):
+        out = ms_to_s(s.to_numpy(dtype="float64", na_value=np.nan))
+        return np.where(np.isfinite(out), out, np.nan), np.isinf(out)
     present = s.notna().to_numpy()
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
         present = present & s.astype(str).str.strip().ne("").to_numpy()

@@ -77,10 +77,15 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         out-of-range coordinates, non-numeric or negative accuracy.
     """
     path = str(path)
+    sep = ";" if _semicolon(path) else ","
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                         skip_blank_lines=False, skipinitialspace=True,
-                         sep=";" if _semicolon(path) else ",")
+        # ids as text (leading zeros), everything else parsed natively: a clean file never
+        # goes through Python strings; a column with junk comes back as text and is checked
+        head = pd.read_csv(path, nrows=0, sep=sep, skipinitialspace=True)
+        ids = {h: str for h in head.columns if str(h).strip().lower() in ALIASES["user_id"]}
+        df = pd.read_csv(path, dtype=ids, keep_default_na=False,
+                         na_values=["", "nan", "NaN", "NAN", "null", "NULL", "None"],
+                         skip_blank_lines=False, skipinitialspace=True, sep=sep)
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except pd.errors.EmptyDataError:
@@ -91,30 +96,34 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     cols = _columns([str(c) for c in df.columns], path, need_user=user_id is None)
     line = np.arange(len(df), dtype="int64") + 2
     # blank lines (kept so line numbers stay exact) are not faults
-    blank = df.isna().all(axis=1).to_numpy()
-    df, line = df[~blank].reset_index(drop=True), line[~blank]
+    maybe = np.flatnonzero(df[cols["ts"]].isna().to_numpy())  # only these can be blank
+    if len(maybe):
+        blank = np.zeros(len(df), dtype=bool)
+        blank[maybe] = df.iloc[maybe].isna().all(axis=1).to_numpy()
+        if blank.any():
+            df, line = df[~blank].reset_index(drop=True), line[~blank]
 
     chk = RowChecker(path, line)
     if user_id is None:
         uid = df[cols["user_id"]].str.strip()
         chk.flag(uid.isna().to_numpy() | uid.eq("").to_numpy(), cols["user_id"], "missing user id")
     else:
-        uid = pd.Series([str(user_id)] * len(df), dtype=object)
+        uid = pd.Series(str(user_id), index=df.index, dtype=schema.STR)
     raw_ts = df[cols["ts"]]
     t, t_bad = parse_times(raw_ts)
     chk.flag(t_bad, cols["ts"], "bad timestamp {value!r} (expected unix seconds or ISO-8601)",
-             raw_ts.to_numpy(dtype=object))
+             raw_ts)
     chk.flag(np.isnan(t), cols["ts"], "missing timestamp")
     lat, lat_nn = to_float(df[cols["lat"]])
     lon, lon_nn = to_float(df[cols["lon"]])
-    chk.check_coords(lat, lon, df[cols["lat"]].to_numpy(dtype=object),
-                     df[cols["lon"]].to_numpy(dtype=object), cols["lat"], cols["lon"],
+    chk.check_coords(lat, lon, df[cols["lat"]],
+                     df[cols["lon"]], cols["lat"], cols["lon"],
                      lat_nn, lon_nn)
     opt = {}
     for col in ("accuracy_m", "speed_mps", "heading"):
         if col in cols:
             v, nn = to_float(df[cols[col]])
-            chk.flag(nn, cols[col], "not a number: {value!r}", df[cols[col]].to_numpy(dtype=object))
+            chk.flag(nn, cols[col], "not a number: {value!r}", df[cols[col]])
             opt[col] = v
         else:
             opt[col] = np.full(len(df), np.nan)
@@ -124,8 +133,10 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     opt["heading"][opt["heading"] < 0] = np.nan
     keep, problems = chk.report(skip_bad)
 
-    pts = pd.DataFrame({"user_id": uid.to_numpy(dtype=object), "ts": t, "lat": lat, "lon": lon,
-                        **opt, "source": "csv"})[keep]
+    pts = pd.DataFrame({"user_id": uid.astype(schema.STR), "ts": t, "lat": lat, "lon": lon,
+                        **opt, "source": "csv"}, index=df.index)
+    if not keep.all():
+        pts = pts[keep]
     out = RawData(problems=problems, skipped=len(problems))
     out.points, out.duplicates = finish_table(pts, "points")
     out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}

@@ -326,27 +326,27 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
     fallback = np.isnan(t) & ~t_bad & (is_mot | is_tr)
     t = np.where(fallback, w, t)
     t = ms_to_s(t)
-    chk.flag(t_bad, "data.ts", "timestamp is not a number: {value!r}", np.asarray(ts, dtype=object))
+    chk.flag(t_bad, "data.ts", "timestamp is not a number: {value!r}", ts)
     chk.flag(np.isnan(t), "data.ts", "missing timestamp")
     chk.flag(~np.isfinite(t) | (t < 0) | (t > 7.0e9), "data.ts",
              "timestamp {value} outside 1970-2191", t)
 
     plat_s = pd.Series(plat, dtype=object).astype(str).str.lower().to_numpy(dtype=object)
     chk.flag(is_loc & ~np.isin(plat_s, ("android", "ios")), "metadata.platform",
-             "platform {value!r} is not android or ios", np.asarray(plat, dtype=object))
+             "platform {value!r} is not android or ios", plat)
 
     # locations
     lat, lat_nn = to_float(a)
     lon, lon_nn = to_float(b)
     lat = np.where(is_loc, lat, 0.0)
     lon = np.where(is_loc, lon, 0.0)
-    chk.check_coords(lat, lon, np.asarray(a, dtype=object), np.asarray(b, dtype=object),
+    chk.check_coords(lat, lon, a, b,
                      "data.latitude", "data.longitude", lat_nn & is_loc, lon_nn & is_loc)
     acc, acc_nn = to_float(c)
     spd, _ = to_float(d4)
     hdg, _ = to_float(e5)
     chk.flag(acc_nn & is_loc, "data.accuracy", "accuracy is not a number: {value!r}",
-             np.asarray(c, dtype=object))
+             c)
     # phones report -1 (iOS) for "not available": keep the fix, drop the value
     acc[acc < 0] = np.nan
     spd[spd < 0] = np.nan
@@ -366,9 +366,9 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
         m_bad = np.zeros(n, dtype=bool)
         m_bad[mi] = c_bad
         chk.flag(is_mot & pd.isna(act), "data.type", "unknown motion activity {value!r}",
-                 np.asarray(a, dtype=object))
+                 a)
         chk.flag(m_bad, "data.confidence", "confidence is not a number: {value!r}",
-                 np.asarray(b, dtype=object))
+                 b)
         chk.flag(is_mot & ((conf < 0) | (conf > 100)), "data.confidence",
                  "confidence {value} outside 0-100", conf)
 
@@ -378,7 +378,7 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
         ti = np.flatnonzero(is_tr)
         trn[ti] = [_transition_name(a[i]) for i in ti]
         chk.flag(is_tr & pd.isna(trn), "data.transition", "unknown transition {value!r}",
-                 np.asarray(a, dtype=object))
+                 a)
 
     try:
         keep, errs = chk.report(skip_bad)

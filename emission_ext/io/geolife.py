@@ -79,14 +79,14 @@ def read_plt(path: str | Path, skip_bad: bool = False, user_id: str | None = Non
     chk = RowChecker(path, line)
     lat, lat_nn = to_float(df["lat"])
     lon, lon_nn = to_float(df["lon"])
-    chk.check_coords(lat, lon, df["lat"].to_numpy(dtype=object), df["lon"].to_numpy(dtype=object),
+    chk.check_coords(lat, lon, df["lat"], df["lon"],
                      "lat", "lon", lat_nn, lon_nn)
     stamp = df["date"].str.strip() + "T" + df["time"].str.strip()
     dt = pd.to_datetime(stamp, format="%Y-%m-%dT%H:%M:%S", utc=True, errors="coerce")
     t = schema.to_unix(dt)
     days, _ = to_float(df["days"])
     t = np.where(np.isnan(t), (days - EPOCH_DAYS) * 86400.0, t)
-    shown = (df["date"].fillna("") + " " + df["time"].fillna("")).to_numpy(dtype=object)
+    shown = df["date"].fillna("") + " " + df["time"].fillna("")
     chk.flag(~np.isfinite(t), "date/time", "bad timestamp {value!r} (expected YYYY-MM-DD HH:MM:SS)",
              shown)
     keep, problems = chk.report(skip_bad)

@@ -119,14 +119,14 @@ def read_gpx(path: str | Path, skip_bad: bool = False, user_id: str | None = Non
         chk.flag(raw[att].isna().to_numpy(), att, f"<trkpt> has no {att} attribute")
     lat, lat_nn = to_float(raw["lat"])
     lon, lon_nn = to_float(raw["lon"])
-    chk.check_coords(lat, lon, raw["lat"].to_numpy(dtype=object), raw["lon"].to_numpy(dtype=object),
+    chk.check_coords(lat, lon, raw["lat"], raw["lon"],
                      "lat", "lon", lat_nn, lon_nn)
     t, t_bad = parse_times(raw["time"], iso_only=True)
     chk.flag(t_bad, "time", "bad timestamp {value!r} (expected ISO-8601)",
-             raw["time"].to_numpy(dtype=object))
+             raw["time"])
     chk.flag(np.isnan(t), "time", "point has no <time>")
     hdop, h_bad = to_float(raw["hdop"])
-    chk.flag(h_bad | (hdop < 0), "hdop", "bad hdop {value!r}", raw["hdop"].to_numpy(dtype=object))
+    chk.flag(h_bad | (hdop < 0), "hdop", "bad hdop {value!r}", raw["hdop"])
     speed, _ = to_float(raw["speed"])
     course, _ = to_float(raw["course"])
     speed[speed < 0] = np.nan
