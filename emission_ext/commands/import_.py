@@ -52,6 +52,8 @@ def _file_command(fmt: str, what: str) -> None:
         _report(counts)
         users = sorted(set(raw.points["user_id"]) | set(raw.motion["user_id"]))
         click.echo(f"users: {len(users)} ({', '.join(users[:5])}{', ...' if len(users) > 5 else ''})")
+        if getattr(raw, "duplicates", 0):
+            click.echo(f"{raw.duplicates} duplicate rows/entries within the input ignored")
         if raw.skipped:
             click.echo(f"skipped {raw.skipped} bad rows/entries:", err=True)
             for p in raw.problems[:MAX_PROBLEMS_SHOWN]:
@@ -75,25 +77,27 @@ _file_command("geolife", "GeoLife .plt")
               help="e-mission database holding Stage_timeseries.")
 @click.option("--users", "users", multiple=True, metavar="U",
               help="Only these users (32-hex e-mission ids; repeat or comma-separate).")
+@click.option("--timeout", type=click.FloatRange(min=0.05), default=5.0, show_default=True,
+              help="Seconds to wait for the server.")
 @store_option
 @click.pass_context
-def mongo(ctx, url, db_name, users, store, store_db):
+def mongo(ctx, url, db_name, users, timeout, store, store_db):
     """Import new raw entries from an e-mission MongoDB (incremental by metadata.write_ts)."""
     import pymongo
     import pymongo.errors
 
-    from ..stores.mongo import import_timeseries
+    from ..stores.mongo import import_timeseries, short_error
 
     if not url.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigError(f"--url must be a mongodb:// URL, got {url!r}")
     st = open_ctx_store(ctx, store, store_db)
     wanted = [u for arg in users for u in arg.split(",") if u] or None
     try:
-        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000,
+        client = pymongo.MongoClient(url, serverSelectionTimeoutMS=int(timeout * 1000),
                                      uuidRepresentation="pythonLegacy")
         client.admin.command("ping")
     except (pymongo.errors.PyMongoError, ValueError) as exc:
-        raise ConfigError(f"cannot reach MongoDB at {url}: {exc}") from None
+        raise ConfigError(f"cannot reach MongoDB at {url}: {short_error(exc)}") from None
     try:
         counts = import_timeseries(client[db_name], st, users=wanted,
                                    progress=lambda it: progress(it, desc="users", unit="user"))

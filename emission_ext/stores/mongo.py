@@ -69,6 +69,11 @@ def user_key(value) -> str:
     return str(value)
 
 
+def short_error(exc: Exception) -> str:
+    """The first, human part of a pymongo error message (drops the topology dump)."""
+    return str(exc).split(" (configured")[0].split(", Timeout")[0]
+
+
 def _is_ts(dtype) -> bool:
     return isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype)
 
@@ -205,7 +210,7 @@ class MongoStore(Store):
         try:
             return fn()
         except (pymongo.errors.ServerSelectionTimeoutError, pymongo.errors.ConnectionFailure) as exc:
-            raise StoreError(f"MongoDB {self.url} unreachable: {str(exc).split(',')[0]}") from None
+            raise StoreError(f"MongoDB {self.url} unreachable: {short_error(exc)}") from None
 
     @staticmethod
     def _meta_id(table: str, user_id: str) -> str:
