@@ -19,7 +19,7 @@ import pandas as pd
 
 from emission_ext import schema
 
-from .trips import Track, expand_ranges, make_track
+from .trips import Track, _trim_to_radius, expand_ranges, make_track
 
 WALK, BIKE, MOTOR = 0, 1, 2
 #: Sensed-mode hint per class.
@@ -50,6 +50,11 @@ class SectionParams:
         Readings below this confidence (percent) are ignored.
     motor_override_mps : float
         Above this smoothed speed the point is motorised whatever the phone says.
+    max_merge_passes : int
+        Upper bound on flip-flop merging passes.
+    still_radius_m : float
+        Points of a trip within this of its start (before leaving) or of its end (after
+        arriving) are not classified on their own.
     """
 
     walk_max_mps: float = 2.2
@@ -60,6 +65,7 @@ class SectionParams:
     min_activity_confidence: float = 50.0
     motor_override_mps: float = 11.0
     max_merge_passes: int = 50
+    still_radius_m: float = 100.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -172,6 +178,19 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
     return cls
 
 
+def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Give non-moving points the value of the previous moving point of their trip (or the
+    next one at a trip's head). Trips without a moving point keep their values."""
+    pos = np.arange(values.size)
+    first = np.searchsorted(g, g, side="left")
+    last = np.searchsorted(g, g, side="right") - 1
+    prev_mv = np.maximum.accumulate(np.where(moving, pos, -1))
+    nxt_mv = np.minimum.accumulate(np.where(moving, pos, values.size)[::-1])[::-1]
+    src = np.where(moving, pos, np.where(prev_mv >= first, prev_mv,
+                                          np.where(nxt_mv <= last, nxt_mv, pos)))
+    return values[src]
+
+
 def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
                         motion: pd.DataFrame | None = None, params: SectionParams = SectionParams()
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -186,13 +205,25 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     act = _activity_class(tr, motion, p)
     use_act = (act >= 0) & ~(speed > p.motor_override_mps)
     cls = np.where(use_act, act, cls)
-    raw_cls = cls.copy()
-
     inside = np.flatnonzero(trip_of >= 0)
     g = trip_of[inside]
+    raw_cls = cls.copy()
+    c = cls[inside]
     t_in = tr.t[inside]
-    t_end_of_trip = tr.t[e] if e.size else np.empty(0)
-    merged = _merge_short(cls[inside], g, t_in, t_end_of_trip, p.min_section_s, p.max_merge_passes)
+    # flip-flops are merged on the moving core of each trip; the still head (before the
+    # departure) and tail (after the arrival, up to the e-mission-style end) then join the
+    # first/last section, so no trip starts or ends with a fake "walking" section
+    moving = np.ones(inside.size, dtype=bool)
+    t_end_core = tr.t[e] if e.size else np.empty(0)
+    if s.size:
+        dep, arr = _trim_to_radius(tr.x, tr.y, s, e, p.still_radius_m)
+        arr = np.maximum(arr, dep)
+        moving = (inside >= dep[g]) & (inside <= arr[g])
+        t_end_core = tr.t[arr]
+    merged = c.copy()
+    merged[moving] = _merge_short(c[moving], g[moving], t_in[moving], t_end_core,
+                                  p.min_section_s, p.max_merge_passes)
+    merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)
 
     trip_ids = trips["trip_id"].to_numpy(dtype=object)

@@ -1,0 +1,46 @@
+import numpy as np
+import pandas as pd
+
+from pipeline.clean import CleanParams, clean_points
+from tests.pipeline._frames import frame
+
+
+def test_invalid_duplicate_inaccurate_removed_with_reasons():
+    df = frame([0, 30, 30, 60, 90, 120], [0, 10, 10, 20, 30, 40], [0] * 6,
+               acc=[10, 10, 50, 500, 10, 10])
+    df.loc[4, "lat"] = np.nan
+    clean, removed = clean_points(df)
+    assert len(clean) == 3
+    assert sorted(removed["reason"]) == ["duplicate", "inaccurate", "invalid"]
+    # the duplicate kept is the more accurate fix
+    assert clean["accuracy_m"].iloc[1] == 10
+
+
+def test_unsorted_input_comes_back_sorted_per_user():
+    a = frame([60, 0, 30], [20, 0, 10], [0, 0, 0], user="b")
+    b = frame([10, 0], [0, 0], [5, 0], user="a")
+    clean, removed = clean_points(pd.concat([a, b]))
+    assert list(clean["user_id"]) == ["a", "a", "b", "b", "b"]
+    assert clean.groupby("user_id")["ts"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert len(removed) == 0
+
+
+def test_single_jump_removed_but_fast_car_kept():
+    t = np.arange(0, 600, 30.0)
+    x = 30.0 * t  # a car at 30 m/s (108 km/h): kept
+    x[10] += 20_000  # one fix 20 km off, then back: a jump
+    clean, removed = clean_points(frame(t, x, np.zeros_like(t)))
+    assert list(removed["reason"]) == ["jump"]
+    assert len(clean) == len(t) - 1
+
+
+def test_threshold_is_robust_per_user():
+    # a train user travelling at 80 m/s keeps all points (threshold adapts above 50 m/s)
+    t = np.arange(0, 3000, 30.0)
+    clean, removed = clean_points(frame(t, 80.0 * t, np.zeros_like(t)), CleanParams())
+    assert len(removed) == 0
+
+
+def test_empty():
+    clean, removed = clean_points(frame([], [], []))
+    assert len(clean) == 0 and len(removed) == 0 and "reason" in removed

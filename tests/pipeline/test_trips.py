@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from emission_ext import schema
+from emission_ext.io.readers import read
+from emission_ext.reference import EMISSION_REAL_DIR
+from emission_ext.evaluation.segmentation import read_emission_ground_truth, score_trips
+from pipeline.trips import TripParams, range_minmax, segment_trips
+from tests.pipeline._frames import T0, day, frame
+
+
+def test_range_minmax_matches_brute_force():
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=500)
+    lo = rng.integers(0, 500, 200)
+    hi = np.minimum(lo + rng.integers(0, 80, 200), 499)
+    [(mn, mx)] = range_minmax([v], lo, hi)
+    for k in range(200):
+        assert mn[k] == v[lo[k]:hi[k] + 1].min() and mx[k] == v[lo[k]:hi[k] + 1].max()
+
+
+def test_two_trips_between_three_stays_android():
+    pts, truth = day(stays=(1800, 1800, 1800), moves=((3000, 10.0), (2000, 1.4)))
+    places, trips = segment_trips(pts)
+    schema.validate(trips, "trips"), schema.validate(places, "places")
+    assert len(trips) == 2 and len(places) == 3
+    for (a, b), (_, r) in zip(truth, trips.iterrows()):
+        assert abs(r.start_ts.timestamp() - T0 - a) <= 60
+        # e-mission convention: the trip ends in the middle of the 5-min dwell window
+        assert 0 <= r.end_ts.timestamp() - T0 - b <= 200
+    assert places["enter_ts"].isna().iloc[0] and places["exit_ts"].isna().iloc[-1]
+    assert trips["start_place_id"].iloc[1] == trips["end_place_id"].iloc[0]
+
+
+def test_stay_shorter_than_dwell_time_does_not_split():
+    pts, _ = day(stays=(1800, 200, 1800), moves=((3000, 10.0), (3000, 10.0)))
+    _, trips = segment_trips(pts)
+    assert len(trips) == 1
+
+
+def test_ios_distance_filter_gap_ends_trip():
+    # iOS: no fixes while still; a 20 min silence within 100 m ends the trip
+    t = np.r_[np.arange(0, 600, 20.0), np.arange(1800, 2400, 20.0)]
+    x = np.r_[np.arange(0, 600, 20.0) * 8, 4800 + 30 + (np.arange(1800, 2400, 20.0) - 1800) * 8]
+    _, trips = segment_trips(frame(t, x, np.zeros_like(t), source="ios"))
+    assert len(trips) == 2
+
+
+def test_trip_that_never_ends_is_closed_at_last_point():
+    t = np.arange(0, 1200, 30.0)
+    pts = frame(t, 10 * t, np.zeros_like(t))
+    places, trips = segment_trips(pts)
+    assert len(trips) == 1
+    assert trips["end_ts"].iloc[0] == pts["ts"].iloc[-1]
+    assert places["exit_ts"].isna().iloc[-1]
+
+
+def test_restart_transition_splits_and_ids_are_stable():
+    t = np.arange(0, 1200, 30.0)
+    pts = frame(t, 10 * t, np.zeros_like(t))
+    tr = pd.DataFrame({"user_id": ["u1"], "ts": pd.to_datetime([T0 + 600 - 10], unit="s", utc=True),
+                       "transition": ["STOP_TRACKING"]})
+    _, a = segment_trips(pts, transitions=tr)
+    _, b = segment_trips(pts.sample(frac=1, random_state=3), transitions=tr)
+    assert len(a) == 2
+    assert list(a["trip_id"]) == list(b["trip_id"])
+
+
+def test_many_users_at_once_equals_one_by_one():
+    p1, _ = day(user="001", seed=1)
+    p2, _ = day(user="002", seed=2, moves=((5000, 12.0),))
+    _, both = segment_trips(pd.concat([p1, p2]))
+    _, one = segment_trips(p1)
+    _, two = segment_trips(p2)
+    assert list(both["trip_id"]) == list(one["trip_id"]) + list(two["trip_id"])
+    assert set(both["user_id"]) == {"001", "002"}
+
+
+@pytest.mark.parametrize("name", ["shankari_2016-08-10", "iphone_2016-02-22"])
+def test_real_days_match_emission_reference(name):
+    from pipeline.clean import clean_points
+
+    raw = read(EMISSION_REAL_DIR / f"{name}.json.gz")
+    clean, _ = clean_points(raw.points)
+    _, trips = segment_trips(clean, raw.motion, raw.transitions)
+    gt, _ = read_emission_ground_truth(EMISSION_REAL_DIR / f"{name}.ground_truth.json.gz",
+                                       user_id=trips["user_id"].iloc[0])
+    s = score_trips(trips, gt)
+    assert s.f1 >= 0.9 and s.median_start_err_s < 120 and s.median_end_err_s < 120
