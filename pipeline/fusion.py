@@ -93,6 +93,9 @@ class FusionParams:
     detour : float
         Ratio of travelled to straight-line distance for record-only sections without an
         operator distance.
+    gap_speed_mps : float
+        When an event is more than ``skew_s`` from its section end (a GPS gap), the allowed
+        distance grows by this speed times the extra time, m/s.
     """
 
     skew_s: float = 180.0
@@ -104,6 +107,7 @@ class FusionParams:
     transfer_s: float = 3600.0
     incompatible_penalty: float = 2.0
     detour: float = 1.3
+    gap_speed_mps: float = 15.0
 
 
 @dataclass
@@ -330,10 +334,13 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     elat = ev["lat"].to_numpy()[e_idx]
     elon = ev["lon"].to_numpy()[e_idx]
     dd = haversine_m(elat, elon, slat, slon)
-    ok &= ~(dd > p.far_m)  # NaN (unknown end or place) is not a mismatch
+    # a section end seen late (GPS gap) may be farther from the place: allow the distance a
+    # vehicle covers in the extra time
+    allow = p.far_m + p.gap_speed_mps * np.maximum(0.0, np.abs(dt) - p.skew_s)
+    ok &= ~(dd > allow)  # NaN (unknown end or place) is not a mismatch
     compat = _compat_matrix(ev_mode[e_idx], sec.mode[s_idx])
     locked = ~compat & ((sec.conf[s_idx] >= p.confident) | sec.user_set[s_idx])
-    dd_term = np.where(np.isnan(dd), 0.5, np.minimum(dd, p.far_m) / p.far_m)
+    dd_term = np.where(np.isnan(dd), 0.5, np.minimum(dd, allow) / allow)
     cost = (np.maximum(0.0, np.abs(dt) - p.skew_s) / p.gap_s + 0.25 * np.abs(dt) / (p.skew_s + p.gap_s)
             + dd_term + np.where(locked, p.incompatible_penalty, 0.0))
     cand = pd.DataFrame({"e": e_idx[ok], "sec": s_idx[ok], "cost": cost[ok], "dt": dt[ok], "dd": dd[ok],
@@ -485,6 +492,13 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     sections = schema.coerce(sections, "sections")
     records = schema.coerce(records, "records").reset_index(drop=True)
     trips["origin"] = trips["origin"].astype(object).where(trips["origin"].notna(), "gps")
+    # idempotent: record-only trips of an earlier fusion are rebuilt, not matched against
+    old = trips["origin"].to_numpy() == "record"
+    if old.any():
+        gone = pd.MultiIndex.from_frame(trips.loc[old, ["user_id", "trip_id"]])
+        trips = trips[~old].reset_index(drop=True)
+        sections = sections[~pd.MultiIndex.from_frame(sections[["user_id", "trip_id"]]).isin(gone)]
+        sections = sections.reset_index(drop=True)
     users = pd.Index(pd.unique(pd.concat([sections["user_id"], records["user_id"], trips["user_id"]],
                                           ignore_index=True).astype(object)))
     alltimes = np.concatenate([schema.to_unix(sections["start_ts"]), schema.to_unix(records["start_ts"])])
@@ -507,7 +521,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     away = ~(m["dd"].to_numpy() <= p.near_m)  # unknown distance counts as away
     s_idx = m["sec"].to_numpy()
     safe = np.maximum(s_idx, 0)
-    differs = sec.mode[safe] != ev_mode
+    differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)
     cut &= far_inside & away & differs
     if cut.any():
         cuts = pd.DataFrame({"sec": s_idx[cut], "t": ev["t"].to_numpy()[cut],
@@ -753,7 +767,8 @@ def _record_only(records, pos, rec_mode, src, trips, p: FusionParams):
         "start_place_id": None, "end_place_id": None,
         "distance_m": agg["distance_m"].to_numpy(), "duration_s": (agg["t1"] - agg["t0"]).to_numpy(),
         "geometry": None, "origin": "record",
-        "tz": agg["user_id"].map(tz).fillna(schema.DEFAULT_TZ).to_numpy(dtype=object),
+        "tz": agg["user_id"].map(tz).astype(object).where(agg["user_id"].isin(tz.index), schema.DEFAULT_TZ)
+              .to_numpy(dtype=object),
     })
     # back to the caller's order of ``pos``
     back = pd.Series(np.arange(len(r)), index=r["_pos"].to_numpy()).reindex(pos).to_numpy()

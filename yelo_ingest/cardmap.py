@@ -37,6 +37,14 @@ def normalise_card_map(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _days(s: pd.Series, fill: float) -> np.ndarray:
+    """Dates as float days since the epoch; missing = ``fill`` (open-ended)."""
+    v = pd.DatetimeIndex(s).as_unit("ns")
+    out = v.asi8.astype("float64") / 86_400e9
+    out[v.isna()] = fill
+    return out
+
+
 def check_card_map(check: RowCheck, parsed: ParsedFile, known_users=None) -> RowCheck:
     """Cross-row checks of a card map whose rows already passed :func:`rows.check_rows`.
 
@@ -67,12 +75,10 @@ def check_card_map(check: RowCheck, parsed: ParsedFile, known_users=None) -> Row
         return check
     g = good[["operator", "account_id", "user_id", "valid_from", "valid_to", LINE_COLUMN]].reset_index()
     pairs = g.merge(g, on=["operator", "account_id"], suffixes=("", "_o"))
-    lo = pd.Timestamp.min.as_unit("ns")
-    hi = pd.Timestamp.max.as_unit("ns")
-    a0 = pairs["valid_from"].fillna(lo)
-    a1 = pairs["valid_to"].fillna(hi)
-    b0 = pairs["valid_from_o"].fillna(lo)
-    b1 = pairs["valid_to_o"].fillna(hi)
+    a0 = _days(pairs["valid_from"], -np.inf)
+    a1 = _days(pairs["valid_to"], np.inf)
+    b0 = _days(pairs["valid_from_o"], -np.inf)
+    b1 = _days(pairs["valid_to_o"], np.inf)
     clash = (pairs[LINE_O] < pairs[LINE_COLUMN]) & (pairs["user_id"] != pairs["user_id_o"]) & (
         a0 <= b1) & (b0 <= a1)
     c = pairs[clash.to_numpy()].drop_duplicates("index")

@@ -412,9 +412,10 @@ def check_rows(parsed: ParsedFile, spec: FormatSpec, refs: Mapping[str, object] 
         else:
             raw = df[f.name].astype(str).str.strip()
         empty = (raw == "").to_numpy()
-        if f.required and f.name in df.columns and empty.any():
+        if f.required and empty.any():
             pos = np.flatnonzero(empty)
-            hits.append((pos, f.name, np.full(len(pos), ""), "required value is empty"))
+            why = "required value is empty" if f.name in df.columns else "required column missing"
+            hits.append((pos, f.name, np.full(len(pos), ""), why))
         if f.type == "datetime":
             val, why = parse_datetime(raw, tz)
             bad = (why != "").to_numpy()

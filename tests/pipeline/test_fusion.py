@@ -1,0 +1,259 @@
+"""Fusion of operator records with GPS sections (pipeline.fusion): one small case per rule,
+fault injection (clock skew, GPS gaps) and a randomised many-user check."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from emission_ext import schema
+from pipeline.fusion import FusionParams, fuse, haversine_m
+
+T0 = pd.Timestamp("2026-03-02 07:00", tz="UTC")
+# places along a north-going street in La Rochelle, ~550 m apart
+P = [(46.150 + 0.005 * k, -1.150) for k in range(12)]
+
+
+def ts(minutes: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(seconds=minutes * 60)
+
+
+def wkb(*pts):
+    return shapely.to_wkb(shapely.linestrings([(lon, lat) for lat, lon in pts]))
+
+
+def make(legs, user="u1", trip="t1", geometry=True):
+    """legs: (mode, t0 min, t1 min, [place indexes], confidence) -> (trips, sections)."""
+    secs = []
+    for k, (mode, a, b, pl, conf) in enumerate(legs):
+        pts = [P[i] for i in pl]
+        d = float(sum(haversine_m(p[0], p[1], q[0], q[1]) for p, q in zip(pts[:-1], pts[1:])))
+        secs.append(dict(user_id=user, trip_id=trip, section_id=f"{trip}-s{k}", start_ts=ts(a), end_ts=ts(b),
+                         distance_m=d, duration_s=(b - a) * 60.0, mode=mode, mode_confidence=conf,
+                         mode_source="classifier", geometry=wkb(*pts) if geometry else None))
+    s = pd.DataFrame(secs)
+    first, last = legs[0][3][0], legs[-1][3][-1]
+    t = pd.DataFrame([dict(user_id=user, trip_id=trip, start_ts=s["start_ts"].min(), end_ts=s["end_ts"].max(),
+                           start_lat=P[first][0], start_lon=P[first][1], end_lat=P[last][0], end_lon=P[last][1],
+                           start_place_id=None, end_place_id=None, distance_m=s["distance_m"].sum(),
+                           duration_s=(s["end_ts"].max() - s["start_ts"].min()).total_seconds())])
+    return t, s
+
+
+def rec(rid, source, t0, place, t1=None, end_place=None, user="u1"):
+    kind = {"yelo_bus": "validation", "yelo_boat": "validation", "yelo_bike": "rental",
+            "yelo_car": "booking", "parking": "parking_session"}[source]
+    ep = end_place if end_place is not None else (place if t1 is not None else None)
+    return dict(user_id=user, record_id=rid, source=source, kind=kind, start_ts=ts(t0),
+                end_ts=ts(t1) if t1 is not None else pd.NaT, start_lat=P[place][0], start_lon=P[place][1],
+                end_lat=P[ep][0] if ep is not None else np.nan, end_lon=P[ep][1] if ep is not None else np.nan)
+
+
+def recs(*rows):
+    return schema.coerce(pd.DataFrame(list(rows)), "records")
+
+
+WALK_BUS_WALK = [("WALKING", 0, 8, [0, 1], 0.9), ("CAR", 8, 30, [1, 3, 6], 0.6), ("WALKING", 30, 36, [6, 7], 0.9)]
+
+
+def matched(res, rid):
+    r = res.records.set_index("record_id").loc[rid]
+    return r["trip_id"], r["section_id"]
+
+
+def mode_of(res, sid):
+    return res.sections.set_index("section_id").loc[sid, ["mode", "mode_source", "mode_confidence"]].tolist()
+
+
+def test_bus_validation_sets_mode():
+    t, s = make(WALK_BUS_WALK)
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.5, 1)))
+    assert matched(res, "V1") == ("t1", "t1-s1")
+    assert mode_of(res, "t1-s1") == ["BUS", "yelo", 1.0]
+    assert mode_of(res, "t1-s0")[0] == "WALKING" and len(res.conflicts) == 0
+    schema.validate(res.sections, "sections")
+    schema.validate(res.trips, "trips")
+    schema.validate(res.records, "records")
+
+
+@pytest.mark.parametrize("skew_s", [-180, -120, -60, 60, 120, 180])
+def test_clock_skew_up_to_three_minutes(skew_s):
+    t, s = make(WALK_BUS_WALK)
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.2 + skew_s / 60.0, 1)))
+    assert matched(res, "V1") == ("t1", "t1-s1")
+    assert res.summary()["sections_split"] == 0
+
+
+def test_skew_with_very_short_walk_still_prefers_the_bus():
+    legs = [("WALKING", 0, 1.5, [0, 0], 0.9), ("BUS", 1.5, 20, [0, 4], 0.7)]
+    t, s = make(legs)
+    for skew in (-3, 3):
+        res = fuse(t, s, recs(rec("V1", "yelo_bus", 1.7 + skew, 0)))
+        assert matched(res, "V1")[1] == "t1-s1"
+
+
+def test_gps_gap_late_section_start():
+    # the phone got its first fix 6 min into the bus ride, 2 stops later
+    legs = [("WALKING", 0, 8, [0, 1], 0.9), ("BUS", 14, 30, [3, 6], 0.6)]
+    t, s = make(legs)
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.0, 1)))
+    assert matched(res, "V1")[1] == "t1-s1"
+
+
+def test_without_geometry_trip_ends_are_used():
+    t, s = make([("CAR", 0, 20, [0, 5], 0.7)], geometry=False)
+    res = fuse(t, s, recs(rec("S1", "parking", 20.5, 5, t1=300)))
+    assert matched(res, "S1")[1] == "t1-s0"
+    assert mode_of(res, "t1-s0") == ["CAR", "parking", 1.0]
+
+
+def test_missed_mode_change_splits_the_section():
+    # the GPS saw one walking section: 8 min on foot to the stop, then 22 min of bus
+    t, s = make([("WALKING", 0, 30, [0, 1, 3, 6], 0.5)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.0, 1)))
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
+    assert sec.loc["t1-s0.1", "mode"] == "WALKING" and sec.loc["t1-s0.2", "mode"] == "BUS"
+    assert sec.loc["t1-s0.1", "end_ts"] == sec.loc["t1-s0.2", "start_ts"] == ts(8)
+    assert matched(res, "V1")[1] == "t1-s0.2"
+    # distances follow the geometry, cut at the stop
+    total = s["distance_m"].iloc[0]
+    assert sec["distance_m"].sum() == pytest.approx(total)
+    assert sec.loc["t1-s0.1", "distance_m"] == pytest.approx(haversine_m(*P[0], *P[1]), rel=1e-6)
+    g = shapely.from_wkb(sec.loc["t1-s0.2", "geometry"])
+    assert shapely.get_coordinates(g)[0].tolist() == [P[1][1], P[1][0]]
+    schema.validate(res.sections, "sections")
+
+
+def test_bike_rental_inside_a_walk_splits_three_ways():
+    t, s = make([("WALKING", 0, 40, [0, 1, 5, 6], 0.5)])
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 6.0, 1, t1=34.0, end_place=5)))
+    modes = res.sections.set_index("section_id")["mode"].to_dict()
+    assert modes == {"t1-s0.1": "WALKING", "t1-s0.2": "BIKESHARE", "t1-s0.3": "WALKING"}
+    assert matched(res, "B1")[1] == "t1-s0.2"
+
+
+def test_confident_incompatible_mode_is_a_conflict_not_an_override():
+    t, s = make([("BICYCLING", 0, 20, [0, 4], 0.95)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 0.5, 0)))
+    assert mode_of(res, "t1-s0")[:2] == ["BICYCLING", "classifier"]
+    c = res.conflicts.iloc[0]
+    assert (c["record_id"], c["kind"], c["section_mode"], c["record_mode"]) == ("V1", "mode_conflict", "BICYCLING", "BUS")
+    # an unsure classifier is overridden by the operator's record
+    t, s = make([("BICYCLING", 0, 20, [0, 4], 0.55)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 0.5, 0)))
+    assert mode_of(res, "t1-s0")[0] == "BUS" and len(res.conflicts) == 0
+
+
+def test_user_confirmed_mode_is_never_overridden():
+    t, s = make([("WALKING", 0, 20, [0, 4], None)])
+    s["mode_source"] = "user"
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 0.2, 0, t1=20, end_place=4)))
+    assert mode_of(res, "t1-s0")[0] == "WALKING" and res.conflicts["kind"].tolist() == ["mode_conflict"]
+
+
+def test_parking_entry_and_exit_confirm_car():
+    t1, s1 = make([("CAR", 0, 20, [0, 5], 0.7), ("WALKING", 20, 25, [5, 6], 0.9)], trip="t1")
+    t2, s2 = make([("WALKING", 540, 545, [6, 5], 0.9), ("BUS", 545, 565, [5, 0], 0.6)], trip="t2")
+    res = fuse(pd.concat([t1, t2]), pd.concat([s1, s2]), recs(rec("S1", "parking", 21, 5, t1=546)))
+    assert matched(res, "S1")[1] == "t1-s0"
+    assert mode_of(res, "t1-s0")[:2] == ["CAR", "parking"]
+    assert mode_of(res, "t2-s1")[:2] == ["CAR", "parking"]  # the departure, confirmed CAR too
+
+
+def test_bike_rental_over_a_gps_cut_claims_both_parts():
+    legs = [("BICYCLING", 0, 7, [0, 2], 0.7), ("UNKNOWN", 7, 9, [2, 3], None), ("BICYCLING", 9, 16, [3, 5], 0.7)]
+    t, s = make(legs)
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 0.3, 0, t1=16.2, end_place=5)))
+    assert matched(res, "B1")[1] == "t1-s0"
+    assert res.sections["mode"].tolist() == ["BIKESHARE"] * 3
+
+
+def test_carshare_booking_over_two_trips():
+    ta, sa = make([("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 8, 25, [1, 8], 0.8)], trip="ta")
+    tb, sb = make([("CAR", 200, 218, [8, 1], 0.8), ("WALKING", 219, 224, [1, 0], 0.9)], trip="tb")
+    res = fuse(pd.concat([ta, tb]), pd.concat([sa, sb]), recs(rec("K1", "yelo_car", 5.5, 1, t1=219)))
+    assert matched(res, "K1")[1] == "ta-s1"
+    m = res.sections.set_index("section_id")["mode"]
+    assert m["ta-s1"] == m["tb-s0"] == "CARSHARE" and m["ta-s0"] == m["tb-s1"] == "WALKING"
+
+
+def test_record_only_trips_and_transfers():
+    t, s = make(WALK_BUS_WALK)
+    r = recs(rec("V1", "yelo_bus", 300, 2), rec("V2", "yelo_bus", 320, 5),     # one trip, one transfer
+             rec("B1", "yelo_bike", 600, 1, t1=615, end_place=4),              # a lone rental
+             rec("V3", "yelo_bus", 300, 2, user="u2"))                         # another tester
+    res = fuse(t, s, r)
+    rt = res.trips[res.trips["origin"] == "record"].set_index("trip_id")
+    assert sorted(rt.index) == ["rec-yelo_bike:B1", "rec-yelo_bus:V1", "rec-yelo_bus:V3"]
+    assert matched(res, "V2")[0] == "rec-yelo_bus:V1" and matched(res, "V1")[0] == "rec-yelo_bus:V1"
+    assert rt.loc["rec-yelo_bus:V1", "user_id"] == "u1" and rt.loc["rec-yelo_bus:V3", "user_id"] == "u2"
+    sec = res.sections.set_index("section_id")
+    assert sec.loc["rec-yelo_bus:V1", "end_ts"] == ts(320)  # rides until the transfer
+    assert sec.loc["rec-yelo_bike:B1", "mode"] == "BIKESHARE"
+    assert sec.loc["rec-yelo_bike:B1", "distance_m"] == pytest.approx(1.3 * haversine_m(*P[1], *P[4]))
+    assert (res.trips.loc[res.trips["trip_id"] == "t1", "origin"] == "gps").all()
+    assert res.summary()["record_only_trips"] == 3
+    schema.validate(res.trips, "trips")
+
+
+def test_record_during_a_trip_but_far_from_it_is_reviewed():
+    t, s = make(WALK_BUS_WALK)
+    far = dict(rec("V1", "yelo_bus", 15, 0), start_lat=46.30, start_lon=-1.40)
+    res = fuse(t, s, recs(far))
+    assert pd.isna(res.records.loc[0, "section_id"])
+    assert res.conflicts["kind"].tolist() == ["no_section"]
+
+
+def test_fusion_is_idempotent():
+    t, s = make(WALK_BUS_WALK)
+    r = recs(rec("V1", "yelo_bus", 8.5, 1), rec("V2", "yelo_bus", 300, 2))
+    a = fuse(t, s, r)
+    b = fuse(a.trips, a.sections, a.records)
+    pd.testing.assert_frame_equal(a.trips, b.trips)
+    pd.testing.assert_frame_equal(a.sections, b.sections)
+    pd.testing.assert_frame_equal(a.records, b.records)
+
+
+def test_empty_inputs():
+    t, s = make(WALK_BUS_WALK)
+    res = fuse(t, s, schema.empty("records"))
+    assert len(res.records) == 0 and len(res.sections) == 3
+    res = fuse(schema.empty("trips"), schema.empty("sections"), recs(rec("V1", "yelo_bus", 8.5, 1)))
+    assert res.trips["origin"].tolist() == ["record"]
+
+
+def test_many_users_random_skew():
+    """300 users x 10 trips (walk 5 min to the stop, bus 20 min), one validation each with up
+    to +-3 min clock skew: every validation lands on its bus section (built with arrays)."""
+    rng = np.random.default_rng(7)
+    nu, nk = 300, 10
+    u = np.repeat(np.arange(nu), nk)
+    k = np.tile(np.arange(nk), nu)
+    start = 3600.0 * k + rng.uniform(0, 1200, nu * nk)
+    users = np.char.mod("%03d", u).astype(object)
+    tid = np.char.add("t", k.astype(str)).astype(object)
+    p0, p1, p6 = P[0], P[1], P[6]
+    walk = shapely.linestrings([[(p0[1], p0[0]), (p1[1], p1[0])]] * (nu * nk))
+    bus = shapely.linestrings([[(p1[1], p1[0]), (p6[1], p6[0])]] * (nu * nk))
+    def frame(suffix, a, b, mode, conf, geoms):
+        return pd.DataFrame({"user_id": users, "trip_id": tid, "section_id": tid + suffix,
+                             "start_ts": T0 + pd.to_timedelta(a, unit="s"), "end_ts": T0 + pd.to_timedelta(b, unit="s"),
+                             "distance_m": 500.0, "duration_s": b - a, "mode": mode, "mode_confidence": conf,
+                             "mode_source": "classifier", "geometry": shapely.to_wkb(geoms)})
+    secs = pd.concat([frame("-s0", start, start + 300, "WALKING", 0.9, walk),
+                      frame("-s1", start + 300, start + 1500, "BUS", 0.6, bus)], ignore_index=True)
+    trips = pd.DataFrame({"user_id": users, "trip_id": tid, "start_ts": T0 + pd.to_timedelta(start, unit="s"),
+                          "end_ts": T0 + pd.to_timedelta(start + 1500, unit="s"), "start_lat": p0[0],
+                          "start_lon": p0[1], "end_lat": p6[0], "end_lon": p6[1], "start_place_id": None,
+                          "end_place_id": None, "distance_m": 3000.0, "duration_s": 1500.0})
+    rid = np.char.add(np.char.add(np.char.add("V", users.astype(str)), "-"), k.astype(str)).astype(object)
+    r = schema.coerce(pd.DataFrame({
+        "user_id": users, "record_id": rid, "source": "yelo_bus", "kind": "validation",
+        "start_ts": T0 + pd.to_timedelta(start + 300 + rng.uniform(-180, 180, nu * nk), unit="s"),
+        "start_lat": p1[0], "start_lon": p1[1]}), "records")
+    res = fuse(trips, secs, r)
+    got = res.records.set_index("record_id")["section_id"].reindex(rid).to_numpy()
+    assert (got == (tid + "-s1")).all()
+    assert (res.sections.loc[res.sections["section_id"].str.endswith("-s1"), "mode_source"] == "yelo").all()
