@@ -131,6 +131,11 @@ def to_float(values) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(floats, bad)`` where ``bad`` marks values that were present but not numbers
     (``None``/empty become NaN without being marked).
     """
+    if not isinstance(values, pd.Series):
+        try:  # fast path: numbers, numeric strings and None convert in one C call
+            return np.array(values, dtype="float64"), np.zeros(len(values), dtype=bool)
+        except (ValueError, TypeError):
+            pass
     s = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return np.array(s.to_numpy(dtype="float64", na_value=np.nan), copy=True), \

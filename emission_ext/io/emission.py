@@ -31,7 +31,6 @@ import base64
 import gzip
 import json
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -262,7 +261,12 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
             continue
         if forced is None:
             ru = ent.get("user_id")
-            hk = json.dumps(ru, sort_keys=True, default=str) if isinstance(ru, dict) else ru
+            if isinstance(ru, dict):
+                hk = ru.get("$uuid") if len(ru) == 1 and "$uuid" in ru else \
+                    json.dumps(ru, sort_keys=True, default=str)
+                hk = ("d", hk)
+            else:
+                hk = ru
             try:
                 u = uid_cache[hk]
             except (KeyError, TypeError):
@@ -279,7 +283,7 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
         p = md.get("platform")
         if p is None:  # infer from the location filter when the platform is missing
             p = {"time": "android", "distance": "ios"}.get(data.get("filter") or md.get("filter"))
-        plat.append(p)
+        plat.append(p.lower() if isinstance(p, str) else p)
         tzs.append(md.get("time_zone"))
         wts.append(md.get("write_ts"))
         if key is MOTION or key == MOTION:
@@ -331,7 +335,7 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
     chk.flag(~np.isfinite(t) | (t < 0) | (t > 7.0e9), "data.ts",
              "timestamp {value} outside 1970-2191", t)
 
-    plat_s = pd.Series(plat, dtype=object).astype(str).str.lower().to_numpy(dtype=object)
+    plat_s = np.array(plat, dtype=object)
     chk.flag(is_loc & ~np.isin(plat_s, ("android", "ios")), "metadata.platform",
              "platform {value!r} is not android or ios", plat)
 
@@ -421,7 +425,7 @@ def _time_zones(users: np.ndarray, plat: np.ndarray, zones: np.ndarray, keep: np
         phone = g.loc[g["p"].isin(("android", "ios")) & g["z"].notna(), "z"]
         anyz = g.loc[g["z"].notna(), "z"]
         zs = phone if len(phone) else anyz
-        out[str(u)] = Counter(zs.astype(str)).most_common(1)[0][0] if len(zs) else schema.DEFAULT_TZ
+        out[str(u)] = str(zs.value_counts(sort=True).index[0]) if len(zs) else schema.DEFAULT_TZ
     return out
 
 
