@@ -1,0 +1,212 @@
+"""Write a synthetic world to disk in the formats the product ingests.
+
+Why: the CLI, the demo and the benchmarks feed the world to the real readers and ingesters,
+so it must look like what they will meet in production: e-mission timeseries JSON exports
+(one gzipped JSON array per tester, entries shaped like the real files in
+``emission_ext/data/emission_real``), a CSV of points (SPEC section 4 input columns), the
+operators' CSV files (docs/operator_formats.md) and the ground truth as CSV (timestamps as
+unix seconds, geometries as WKT).
+
+Layout::
+
+    out_dir/emission/<user_id>.json.gz    e-mission timeseries export per tester
+    out_dir/points.csv                    user_id, ts, lat, lon, accuracy, speed
+    out_dir/operator/                     yelo_validations.csv, yelo_bikeshare.csv,
+                                          yelo_carshare.csv, parking_sessions.csv, card_map.csv
+    out_dir/truth/                        testers.csv, places.csv, trips.csv, sections.csv,
+                                          records.csv (record -> trip/section), and extras:
+                                          operator_records.csv (clean records), points.csv
+                                          (truth of each points.csv row), bus_stops.csv
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..errors import ConfigError
+from ..schema import to_unix
+from .phone import ACTIVITY_CODES, STATE_CODES, TRANSITION_CODES
+
+_IOS_FLAGS = {"IN_VEHICLE": "automotive", "ON_BICYCLE": "cycling", "WALKING": "walking",
+              "ON_FOOT": "walking", "RUNNING": "running", "STILL": "stationary", "UNKNOWN": "unknown"}
+
+
+def _local_parts(ts: np.ndarray, tz: str) -> dict:
+    """Vectorised ISO strings and local_dt components of unix seconds in ``tz``."""
+    idx = pd.to_datetime(ts, unit="s", utc=True).tz_convert(tz)
+    base = pd.Series(idx.strftime("%Y-%m-%dT%H:%M:%S"))
+    off = pd.Series(idx.strftime("%z"))
+    frac = pd.Series(idx.microsecond).map("{:06d}".format)
+    fmt = (base + "." + frac + off.str[:3] + ":" + off.str[3:]).to_numpy()
+    return dict(fmt=fmt, year=idx.year.to_numpy(), month=idx.month.to_numpy(), day=idx.day.to_numpy(),
+                hour=idx.hour.to_numpy(), minute=idx.minute.to_numpy(), second=idx.second.to_numpy(),
+                weekday=idx.weekday.to_numpy())
+
+
+def _ldt(p: dict, i: int, tz: str) -> str:
+    return (f'{{"year": {p["year"][i]}, "month": {p["month"][i]}, "day": {p["day"][i]}, "hour": {p["hour"][i]}, '
+            f'"minute": {p["minute"][i]}, "second": {p["second"][i]}, "weekday": {p["weekday"][i]}, '
+            f'"timezone": "{tz}"}}')
+
+
+def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame, motion: pd.DataFrame,
+                     transitions: pd.DataFrame, filtered: bool = True) -> list[tuple[float, str]]:
+    """JSON texts of one tester's e-mission timeseries entries, as (write_ts, text) pairs."""
+    out: list[tuple[float, str]] = []
+    flt = "time" if platform == "android" else "distance"
+    ptype = "sensor-data"
+    n = 0
+
+    def oid():
+        nonlocal n
+        n += 1
+        return f"{int(uid_hex[:8], 16):08x}{n:016x}"
+
+    if len(points):
+        ts = to_unix(points["ts"])
+        write_ts = np.maximum.accumulate(ts) + 0.05 + (np.arange(ts.size) % 7) * 0.011
+        lp = _local_parts(ts, tz)
+        wp = _local_parts(write_ts, tz)
+        lat, lon = points["lat"].to_numpy(), points["lon"].to_numpy()
+        acc = points["accuracy_m"].to_numpy()
+        spd = np.nan_to_num(points["speed_mps"].to_numpy(dtype=float), nan=-1.0)
+        hd = np.nan_to_num(points["heading"].to_numpy(dtype=float), nan=-1.0)
+        for i in range(ts.size):  # serialisation: one text per entry (I/O edge)
+            data = (f'{{"ts": {ts[i]:.3f}, "latitude": {lat[i]:.7f}, "longitude": {lon[i]:.7f}, '
+                    f'"loc": {{"type": "Point", "coordinates": [{lon[i]:.7f}, {lat[i]:.7f}]}}, '
+                    f'"accuracy": {acc[i]:.3f}, "altitude": 0, "sensed_speed": {spd[i]:.2f}, '
+                    f'"heading": {hd[i]:.1f}, "filter": "{flt}", "fmt_time": "{lp["fmt"][i]}", '
+                    f'"local_dt": {_ldt(lp, i, tz)}}}')
+            keys = ("background/location", "background/filtered_location") \
+                if filtered and acc[i] <= 200.0 else ("background/location",)
+            for key in keys:
+                out.append((write_ts[i], (
+                    f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
+                    f'"metadata": {{"key": "{key}", "platform": "{platform}", "write_ts": {write_ts[i]:.3f}, '
+                    f'"write_fmt_time": "{wp["fmt"][i]}", "time_zone": "{tz}", "type": "{ptype}", '
+                    f'"read_ts": 0}}, "data": {data}}}')))
+    if len(motion):
+        ts = to_unix(motion["ts"])
+        lp = _local_parts(ts, tz)
+        act = motion["activity"].to_numpy()
+        conf = motion["confidence"].to_numpy(dtype=float)
+        for i in range(ts.size):
+            code = ACTIVITY_CODES.get(act[i], 4)
+            if platform == "ios":
+                c = 100 if conf[i] >= 92 else (75 if conf[i] >= 75 else 50)
+                lvl = {100: "high", 75: "medium", 50: "low"}[c]
+                flags = {v: "false" for v in ("walking", "running", "cycling", "automotive", "stationary", "unknown")}
+                flags[_IOS_FLAGS.get(act[i], "unknown")] = "true"
+                fl = ", ".join(f'"{k}": {v}' for k, v in flags.items())
+                data = (f'{{"ts": {ts[i]:.3f}, "type": {code}, "confidence": {c}, "confidence_level": "{lvl}", '
+                        f'{fl}, "fmt_time": "{lp["fmt"][i]}", "local_dt": {_ldt(lp, i, tz)}}}')
+            else:
+                data = (f'{{"ts": {ts[i]:.3f}, "type": {code}, "confidence": {int(conf[i])}, '
+                        f'"fmt_time": "{lp["fmt"][i]}", "local_dt": {_ldt(lp, i, tz)}}}')
+            out.append((ts[i] + 0.02, (
+                f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
+                f'"metadata": {{"key": "background/motion_activity", "platform": "{platform}", '
+                f'"write_ts": {ts[i] + 0.02:.3f}, "time_zone": "{tz}", "type": "sensor-data", "read_ts": 0}}, '
+                f'"data": {data}}}')))
+    if len(transitions):
+        ts = to_unix(transitions["ts"])
+        lp = _local_parts(ts, tz)
+        names = transitions["transition"].to_numpy()
+        states = transitions["state"].to_numpy() if "state" in transitions else ["ONGOING_TRIP"] * ts.size
+        for i in range(ts.size):
+            data = (f'{{"ts": {ts[i]:.3f}, "transition": {TRANSITION_CODES[names[i]]}, '
+                    f'"curr_state": {STATE_CODES[states[i]]}, "fmt_time": "{lp["fmt"][i]}", '
+                    f'"local_dt": {_ldt(lp, i, tz)}}}')
+            out.append((ts[i], (
+                f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
+                f'"metadata": {{"key": "statemachine/transition", "platform": "{platform}", '
+                f'"write_ts": {ts[i]:.3f}, "time_zone": "{tz}", "type": "message", "read_ts": 0}}, '
+                f'"data": {data}}}')))
+    out.sort(key=lambda e: e[0])
+    return out
+
+
+def _csv_times(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+            df[c] = to_unix(df[c])
+        elif c == "geometry":
+            g = df[c].to_numpy(dtype=object)
+            ok = np.array([v is not None for v in g], dtype=bool)
+            wkt = np.full(len(g), None, dtype=object)
+            if ok.any():
+                wkt[ok] = shapely.to_wkt(shapely.from_wkb(g[ok]), rounding_precision=7)
+            df[c] = wkt
+    return df
+
+
+def write_world(world, out_dir, *, filtered: bool = True, emission: bool = True) -> dict[str, Path]:
+    """Write ``world`` under ``out_dir`` (layout in the module docstring).
+
+    Parameters
+    ----------
+    filtered : bool
+        Also write ``background/filtered_location`` copies of fixes with accuracy <= 200 m, as
+        the e-mission server does (real exports carry both keys).
+    emission : bool
+        Write the e-mission JSON exports (the slowest part; False skips them).
+
+    Returns
+    -------
+    dict name -> path of what was written.
+    """
+    out = Path(out_dir)
+    try:
+        for sub in ("emission", "operator", "truth"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the output directory ({exc})") from None
+    written: dict[str, Path] = {}
+    tz = world.params.tz
+    t = world.testers
+    if emission:
+        pts_by = dict(tuple(world.points.groupby("user_id", sort=False)))
+        mot_by = dict(tuple(world.motion.groupby("user_id", sort=False)))
+        tr_by = dict(tuple(world.transitions.groupby("user_id", sort=False)))
+        empty = world.points.iloc[:0]
+        for _, row in t.iterrows():
+            uid = row["user_id"]
+            ents = emission_entries(row["emission_uuid"], row["platform"], tz, pts_by.get(uid, empty),
+                                    mot_by.get(uid, world.motion.iloc[:0]),
+                                    tr_by.get(uid, world.transitions.iloc[:0]), filtered)
+            path = out / "emission" / f"{uid}.json.gz"
+            with gzip.open(path, "wt", encoding="utf-8", compresslevel=3) as fh:
+                fh.write("[\n")
+                fh.write(",\n".join(e[1] for e in ents))
+                fh.write("\n]\n")
+            written[f"emission/{uid}"] = path
+    p = world.points
+    csv = pd.DataFrame({"user_id": p["user_id"], "ts": np.round(to_unix(p["ts"]), 3), "lat": p["lat"].round(7),
+                        "lon": p["lon"].round(7), "accuracy": p["accuracy_m"], "speed": p["speed_mps"]})
+    csv.to_csv(out / "points.csv", index=False)
+    written["points.csv"] = out / "points.csv"
+    for name, df in world.operator_files.items():
+        df.to_csv(out / "operator" / name, index=False)
+        written[f"operator/{name}"] = out / "operator" / name
+    keep = ["user_id", "emission_uuid", "tz", "home_lat", "home_lon", "work_lat", "work_lon", "platform",
+            "car_fuel", "car_size", "car_fiscal_hp", "yelo_card_id", "yelo_pass", "parking_account_id",
+            "parking_subscription", "has_bike", "carshare", "commute_mode"]
+    truth = {
+        "testers.csv": t[[c for c in keep if c in t]],
+        "places.csv": world.truth_places,
+        "trips.csv": world.truth_trips,
+        "sections.csv": world.truth_sections,
+        "records.csv": world.record_truth,
+        "operator_records.csv": world.records,
+        "points.csv": world.point_truth,
+        "bus_stops.csv": world.bus_stops,
+    }
+    for name, df in truth.items():
+        _csv_times(df).to_csv(out / "truth" / name, index=False)
+        written[f"truth/{name}"] = out / "truth" / name
+    return written
