@@ -4,7 +4,7 @@ Why: trackintel is a benchmark-only dependency that may need an older pandas tha
 product's venv, so this file imports nothing from emission_ext and is run with
 ``--trackintel-python`` (by default ``.venv-bench/bin/python``). It reads the benchmark CSV,
 then runs ``generate_staypoints`` (sliding, 100 m, 5 min), ``generate_triplegs`` and
-``generate_trips``, and prints one JSON line with its counts and timings.
+``create_activity_flag`` (5 min) + ``generate_trips``, and prints one JSON line with its counts and timings.
 
 Usage: python trackintel_job.py POINTS.csv
 """
@@ -27,8 +27,9 @@ def main(path):
     t1 = time.perf_counter()
     pfs, sp = pfs.generate_staypoints(method="sliding", dist_threshold=100, time_threshold=5)
     pfs, tpls = pfs.generate_triplegs(sp)
-    sp, tpls, trips = ti.preprocessing.generate_trips(sp, tpls) if hasattr(ti, "preprocessing") \
-        else sp.generate_trips(tpls)
+    sp = sp.create_activity_flag(method="time_threshold", time_threshold=5)
+    res = ti.preprocessing.generate_trips(sp, tpls)
+    trips = res[-1]
     t2 = time.perf_counter()
     print(json.dumps({"points": len(df), "staypoints": len(sp), "triplegs": len(tpls),
                       "trips": len(trips), "load_s": t1 - t0, "segment_s": t2 - t1,
