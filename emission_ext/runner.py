@@ -14,6 +14,7 @@ Executors: ``local`` (a process pool, one task per user; one worker runs inline)
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -270,6 +271,7 @@ def run(store: Store, users: Iterable[str] | None = None, *, executor: str = "lo
         if not todo:
             pass
         elif executor == "local":
+            nworkers = 1 if not _picklable(store) else min(nworkers, len(todo))
             results = _run_local(store, todo, names, params, force, nworkers, bar)
         else:
             results, nworkers = _run_dask(store, todo, names, params, force, scheduler, bar)
@@ -287,8 +289,16 @@ def _tick(bar) -> None:
         bar.update(1)
 
 
+def _picklable(store: Store) -> bool:
+    try:
+        pickle.dumps(store)
+    except (StoreError, pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def _run_local(store, todo, names, params, force, workers, bar) -> list[UserResult]:
-    if workers == 1 or len(todo) == 1:
+    if workers == 1 or len(todo) == 1 or not _picklable(store):  # e.g. an in-memory test client
         out = []
         for u in todo:
             out.append(process_user(store, u, names, params, force))

@@ -11,7 +11,7 @@ import click
 
 from ..reference import emission_real_days
 from ..runner import run
-from ..stores.loading import load_raw, merge_counts
+from ..stores.loading import load_raw
 from ._common import progress
 from ._store import open_ctx_store, store_option
 
@@ -27,14 +27,14 @@ def _count(st, table: str) -> int:
 @click.pass_context
 def command(ctx, workers, store, store_db):
     """Import the shipped real e-mission days, run the pipeline, print a summary."""
-    from ..io.readers import read
+    from ..io.readers import RawData, read
 
     st = open_ctx_store(ctx, store, store_db)
     click.echo(f"store: {st.describe()}")
     days = emission_real_days()
-    totals: dict = {}
-    for path in progress(days, desc="importing real e-mission days", unit="file"):
-        merge_counts(totals, load_raw(st, read(path, fmt="emission", skip_bad=True)))
+    raws = [read(path, fmt="emission", skip_bad=True)
+            for path in progress(days, desc="reading real e-mission days", unit="file")]
+    totals = load_raw(st, RawData.concat(raws))
     for table, r in totals.items():
         click.echo(f"{table}: {r.added} added ({r.present} already present) from {len(days)} files")
     summary = run(st, workers=workers,

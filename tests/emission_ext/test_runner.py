@@ -227,3 +227,15 @@ def test_real_segment_stage_on_a_real_emission_day(store):
     labelled = store.read("labelled_points", [user])
     assert len(labelled) + len(store.read("removed_points", [user])) == len(store.read("points", [user]))
     assert runner.run(store, workers=1, stages=("segment",)).users_to_process == 0
+
+
+def test_runner_on_the_mongo_store_standin():
+    mongomock = pytest.importorskip("mongomock")
+    from emission_ext.stores.mongo import MongoStore
+
+    store = MongoStore(client=mongomock.MongoClient(), db="runner_test")  # mongomock-standin
+    store.append("points", pd.concat([synthetic_points(u) for u in ("010", "011")]))
+    res = runner.run(store, workers=2, stages=STAGES)  # in-memory client: runs in-process
+    assert res.processed == 2 and not res.failed and res.workers == 1
+    assert store.users("trips") == ["010", "011"] and len(store.read("trips")) == 6
+    assert runner.run(store, workers=2, stages=STAGES).users_to_process == 0
