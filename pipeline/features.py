@@ -47,6 +47,7 @@ MOTION_FEATURES: tuple[str, ...] = (
 TRANSIT_FEATURES: tuple[str, ...] = (
     "bus_near_share", "bus_dist_median", "route_share", "stops_at_bus_stops",
     "stop_at_stop_share", "sched_match", "ferry_near_share", "rail_station_dist",
+    "endpoints_at_stops", "endpoints_at_rail",
 )
 FEATURES: tuple[str, ...] = KINEMATIC_FEATURES + MOTION_FEATURES + TRANSIT_FEATURES
 
@@ -71,6 +72,8 @@ class FeatureParams:
         At most this many points per section are used for the per-route share.
     ferry_near_m : float
         A point within this distance of a ferry route is near it, metres.
+    rail_near_m : float
+        A section end within this distance of a railway station is at the station, metres.
     tz : str
         Time zone for the local hour of day.
     """
@@ -82,6 +85,7 @@ class FeatureParams:
     max_speed_mps: float = 120.0
     route_sample: int = 64
     ferry_near_m: float = 150.0
+    rail_near_m: float = 300.0
     tz: str = "Europe/Paris"
 
 
@@ -344,5 +348,9 @@ def _transit_features(ti, params, n, g, t, lat, lon, first, last, has,
         out[:, 6] = _sum((dfer <= params.ferry_near_m).astype(float), g, n) / npts
     drail = ti.distance_to_rail_station(np.r_[lat[fi], lat[la]], np.r_[lon[fi], lon[la]])
     out[:, 7] = np.minimum(np.minimum(drail[:n], drail[n:]), 50_000.0)
+    st_b, _ = ti.nearest_station(lat[fi], lon[fi])
+    st_a, _ = ti.nearest_station(lat[la], lon[la])
+    out[:, 8] = (st_b >= 0).astype(float) + (st_a >= 0)
+    out[:, 9] = (drail[:n] <= params.rail_near_m).astype(float) + (drail[n:] <= params.rail_near_m)
     out[~has] = np.nan
     return out

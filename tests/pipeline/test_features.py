@@ -167,3 +167,14 @@ def test_group_quantiles_nearest_rank():
     np.testing.assert_allclose(q[0], [1.0, 3.0, 5.0])
     assert np.isnan(q[1]).all()
     np.testing.assert_allclose(q[2, [0, 2]], [10.0, 20.0])
+
+
+def test_endpoint_features(tiny):
+    leg = [1000.0 / 220.0] * 44
+    bus = track(leg + [0.0] * 4 + leg, t0=T0 + 600, sec="bus")          # S0 -> S2
+    rail = track([20.0] * 50, t0=T0, sec="rail", lat0=LAT0 - 800 / 111_195.0,
+                 lon0=east(3000.0), heading=270.0)                       # leaves station G westwards
+    pts = pd.concat([bus, rail], ignore_index=True)
+    f = section_features(pts, sections_of(pts), transit=tiny)
+    assert f.loc[0, "endpoints_at_stops"] == 2 and f.loc[0, "endpoints_at_rail"] == 0
+    assert f.loc[1, "endpoints_at_rail"] == 1

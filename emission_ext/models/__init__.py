@@ -1,0 +1,121 @@
+"""The shipped travel-mode model: where it lives, how it is saved and loaded safely.
+
+Why: `process` and `run` classify sections with a model trained offline (``emission-ext model
+train``) and shipped in the package, next to its model card (``MODEL_CARD.md``). Loading a
+model file must never execute arbitrary code, so the artefact is a skops file (no pickle) and
+only the scikit-learn types listed in :data:`TRUSTED_TYPES` are accepted; anything else is
+refused with a :class:`~emission_ext.errors.ConfigError`. The file carries a format version
+and the feature list it was trained on; both are checked at load.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+
+MODELS_DIR = Path(str(resources.files("emission_ext") / "models"))
+DEFAULT_MODEL_PATH = MODELS_DIR / "mode_classifier.skops"
+MODEL_FORMAT = "emission-ext/mode-classifier"
+MODEL_FORMAT_VERSION = 1
+
+#: Types outside skops' default trust list that a mode-classifier file may contain. Reviewed
+#: by hand: plain scikit-learn estimator internals, no callables.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+def save_model(model, path: str | Path, info: dict | None = None) -> Path:
+    """Write a fitted :class:`pipeline.modes.ModeClassifier` to ``path`` (skops format).
+
+    ``info`` (JSON-like: training data, metrics, date...) is stored with the model.
+    """
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "params": model.get_params(),
+        "classes": [str(c) for c in model.classes_],
+        "features_in": list(model.features_in_),
+        "estimator": model.estimator_,
+        "info": info or {},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    sio.dump(state, tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_model(path: str | Path):
+    """Load a model file written by :func:`save_model`; returns ``(ModeClassifier, info)``.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, not a skops file, a type outside :data:`TRUSTED_TYPES`, another format
+        or format version, or features this version of the code does not compute.
+    """
+    import skops.io as sio
+
+    from pipeline.features import FEATURES
+    from pipeline.modes import ModeClassifier
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: model file not found (train one with `emission-ext model train`)")
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a model file"
+        raise ConfigError(f"{path}: not a skops model file ({exc})") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise ConfigError(f"{path}: refusing to load untrusted types {refused}")
+    try:
+        state = sio.load(path, trusted=list(untrusted))
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"{path}: cannot load model ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise ConfigError(f"{path}: not an emission-ext mode-classifier file")
+    if state.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ConfigError(f"{path}: model format version {state.get('format_version')}, this code "
+                          f"reads version {MODEL_FORMAT_VERSION}; retrain with `emission-ext model train`")
+    params = dict(state["params"])
+    unknown = sorted(set(params.get("features", ())) - set(FEATURES)
+                     | set(state.get("features_in", ())) - set(FEATURES))
+    if unknown:
+        raise ConfigError(f"{path}: model uses features this version does not compute: {unknown}")
+    model = ModeClassifier(**params)
+    model.estimator_ = state["estimator"]
+    model.classes_ = np.asarray(state["classes"]).astype(str)
+    model.features_in_ = tuple(state.get("features_in", params.get("features", ())))
+    return model, dict(state.get("info") or {})
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime: float):
+    return read_model(path)
+
+
+def load_model(path: str | Path | None = None):
+    """The model at ``path`` (default: the shipped one), cached per file and modification time.
+
+    Returns ``None`` when no path is given and no model is shipped (callers then fall back to
+    the rules); raises :class:`ConfigError` for an explicit path that cannot be loaded.
+    """
+    if path is None:
+        if not DEFAULT_MODEL_PATH.exists():
+            return None
+        path = DEFAULT_MODEL_PATH
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: model file not found")
+    return _cached(str(path.resolve()), path.stat().st_mtime)[0]
