@@ -12,8 +12,10 @@ nothing is hard-coded. The functions are pure and vectorised over whole columns.
 Rules, per section mode:
 
 * WALKING, BICYCLING, E_BIKE: 0 (``tariff_id`` ``none``).
-* BUS: pass holders -> pass price of the local calendar month (annual / 12) divided by the
-  month's BUS sections (``pass_monthly``/``pass_annual``); else the matched record's amount
+* BUS: pass holders (``yelo_pass`` of the profile, else a ``PASS_MONTH``/``PASS_YEAR``
+  validation in their records) -> pass price of the local calendar month (annual / 12)
+  shared by the month's bus trips, then by each trip's bus sections
+  (``pass_monthly``/``pass_annual``); else the matched record's amount
   (``record``); else one ``bus_ticket_1h`` per trip and validity window (a transfer within the
   window is free).
 * FERRY: record amount, else ``boat_single``.
@@ -121,6 +123,26 @@ def _split_records(records: pd.DataFrame | None, sec_keys: pd.Series):
     return mob.set_index("_key"), park
 
 
+#: Yélo fare products that mean the tester holds a pass (docs/operator_formats.md)
+PASS_PRODUCTS = {"PASS_MONTH": "monthly", "PASS_YEAR": "annual"}
+
+
+def _pass_kind(user: pd.Series, prof: pd.DataFrame, records: pd.DataFrame | None) -> np.ndarray:
+    """Pass held by each row's user: the tester profile, else inferred from the user's Yélo
+    records (a validation under ``PASS_MONTH``/``PASS_YEAR``)."""
+    kind = user.map(prof["yelo_pass"]) if len(prof) else pd.Series(np.nan, index=user.index)
+    kind = kind.astype(object)
+    if records is not None and len(records) and "fare_product" in records:
+        fp = records["fare_product"].astype(object).map(PASS_PRODUCTS)
+        seen = pd.DataFrame({"u": records["user_id"].astype(str), "k": fp}).dropna()
+        if len(seen):
+            # an annual pass wins over a monthly one when both appear
+            inferred = seen.sort_values("k").drop_duplicates("u", keep="first").set_index("u")["k"]
+            unknown = kind.isna() | (kind == "none")
+            kind = kind.where(~unknown | user.map(inferred).isna(), user.map(inferred))
+    return kind.to_numpy(dtype=object)
+
+
 def section_costs(sections: pd.DataFrame, testers: pd.DataFrame | None, factor_ids: np.ndarray,
                   factors: EmissionFactors, tariffs: Tariffs, records: pd.DataFrame | None = None,
                   params: CostParams = CostParams()) -> pd.DataFrame:
@@ -174,15 +196,18 @@ def section_costs(sections: pd.DataFrame, testers: pd.DataFrame | None, factor_i
     # -- bus: pass amortisation, record, or 1-hour tickets with transfers ---------------------
     bus = mode == "BUS"
     if bus.any():
-        pass_kind = user.map(prof["yelo_pass"]).astype(object).to_numpy() if len(prof) else np.full(n, None)
+        pass_kind = _pass_kind(user, prof, records)
         has_pass = bus & np.isin(pass_kind, ("monthly", "annual"))
         if has_pass.any():
             month = _month(sec["start_ts"], user, prof["tz"])
-            g = pd.DataFrame({"u": user, "m": month, "p": pass_kind})[has_pass]
-            count = g.groupby(["u", "m"])["p"].transform("size").to_numpy()
+            g = pd.DataFrame({"u": user, "m": month, "p": pass_kind,
+                              "trip": sec["trip_id"].astype(str)})[has_pass]
+            # the month's price is shared by the month's bus trips, then by each trip's bus sections
+            n_trips = g.groupby(["u", "m"])["trip"].transform("nunique").to_numpy()
+            n_in_trip = g.groupby(["u", "m", "trip"])["trip"].transform("size").to_numpy()
             price = np.where(g["p"].to_numpy() == "monthly", tariffs["pass_monthly"],
                              tariffs["pass_annual"] / 12.0)
-            cost[has_pass] = price / count
+            cost[has_pass] = price / n_trips / n_in_trip
             tid[has_pass] = np.where(g["p"].to_numpy() == "monthly", "pass_monthly", "pass_annual")
         rec = bus & ~has_pass & has_amount
         cost[rec], tid[rec] = rec_amount[rec], "record"

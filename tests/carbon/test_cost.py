@@ -231,3 +231,20 @@ def test_every_tariff_has_a_source_and_date(tariffs):
     t = tariffs.table
     assert (t.source.str.len() > 10).all() and (t.date.str.match(r"\d{4}-\d{2}-\d{2}")).all()
     assert np.isfinite(t.value).all()
+
+
+def test_pass_shared_by_trips_then_by_each_trips_sections(factors, tariffs):
+    # 3 bus trips in the month, the second with a transfer (2 bus sections)
+    sec = make_sections([("BUS", 3000.0, 600.0, 0, "a"), ("BUS", 3000.0, 600.0, 1440, "b"),
+                         ("BUS", 3000.0, 600.0, 1460, "b"), ("BUS", 3000.0, 600.0, 2880, "c")])
+    fp = fp_of(sec, a_tester(yelo_pass="monthly"), factors, tariffs)
+    p = tariffs["pass_monthly"]
+    assert fp.cost_eur.tolist() == pytest.approx([p / 3, p / 6, p / 6, p / 3])
+
+
+def test_pass_inferred_from_validation_records(factors, tariffs):
+    sec = make_sections([("BUS", 3000.0, 600.0, 0, "a"), ("BUS", 3000.0, 600.0, 1440, "b")])
+    r = pd.DataFrame([rec(sec, 0, fare_product="PASS_YEAR", amount_eur=0.0)])
+    fp = fp_of(sec, a_tester(yelo_pass=None), factors, tariffs, r)
+    assert fp.cost_eur.tolist() == pytest.approx([tariffs["pass_annual"] / 12 / 2] * 2)
+    assert set(fp.tariff_id) == {"pass_annual"}
