@@ -257,9 +257,18 @@ class Store(ABC):
     def users(self, table: str = "points") -> list[str]:
         """Sorted ids of the users with rows in ``table``."""
 
-    @abstractmethod
     def delete_user(self, user_id: str) -> None:
-        """Remove a user's rows from every table, their state and their lock."""
+        """Remove a user's rows from every table and their state.
+
+        Takes the user's lock first: deleting a user while a run processes them raises
+        :class:`StoreError` ("being processed by another run") instead of racing the run.
+        """
+        with self.lock(check_user(user_id)):
+            self._delete_user(user_id)
+
+    @abstractmethod
+    def _delete_user(self, user_id: str) -> None:
+        """Remove the user's rows and state (the caller holds the user's lock)."""
 
     @abstractmethod
     def version(self, table: str, user_id: str) -> str:

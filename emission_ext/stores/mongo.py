@@ -329,14 +329,12 @@ class MongoStore(Store):
             {"table": table, "gens.0": {"$exists": True}}, {"user_id": 1})))
         return sorted({m["user_id"] for m in metas})
 
-    def delete_user(self, user_id: str) -> None:
-        check_user(user_id)
+    def _delete_user(self, user_id: str) -> None:
         metas = self._wrap(lambda: list(self._coll("meta").find({"user_id": user_id})))
         self._coll("meta").delete_many({"user_id": user_id})  # unpublish first
         for m in metas:
             self._coll(m["table"]).delete_many({"user_id": user_id})
         self._coll("state").delete_many({"user_id": user_id})
-        self._coll("locks").delete_many({"_id": user_id})
 
     def version(self, table: str, user_id: str) -> str:
         check_table(table)

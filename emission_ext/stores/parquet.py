@@ -261,8 +261,7 @@ class ParquetStore(Store):
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith(("_", ".")))
 
-    def delete_user(self, user_id: str) -> None:
-        check_user(user_id)
+    def _delete_user(self, user_id: str) -> None:
         with self._write_lock(user_id):
             for table in self.tables():
                 d = self._user_dir(table, user_id)
@@ -276,9 +275,6 @@ class ParquetStore(Store):
             state = self._state_file(user_id)
             if state.exists():
                 state.unlink()
-        lock = self._lock_dir() / f"{encode_user(user_id)}.lock"
-        if lock.exists():
-            lock.unlink()
 
     def version(self, table: str, user_id: str) -> str:
         check_table(table)

@@ -217,6 +217,11 @@ def test_delete_user_removes_everything(store):
     assert store.users("trips") == [] and store.users("labelled_points") == []
     assert store.get_state("u", "segment") == {}
     assert len(store.read("points")) == 5
+    with store.lock("keep"):  # never while a run processes the user
+        with pytest.raises(StoreError, match="being processed"):
+            store.delete_user("keep")
+    store.delete_user("keep")
+    assert store.users("points") == []
 
 
 def test_lock_contention_and_release(store):
