@@ -1,0 +1,44 @@
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from emission_ext import schema
+from emission_ext.cli import cli
+from emission_ext.reference import EMISSION_REAL_DIR
+from tests.pipeline._frames import day
+
+
+def test_process_emission_day_writes_three_tables(tmp_path):
+    res = CliRunner().invoke(cli, ["process", str(EMISSION_REAL_DIR / "shankari_2016-08-10.json.gz"),
+                                   "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    trips = pd.read_csv(tmp_path / "out" / "trips.csv", dtype={"user_id": str})
+    secs = pd.read_csv(tmp_path / "out" / "sections.csv", dtype={"user_id": str})
+    places = pd.read_csv(tmp_path / "out" / "places.csv", dtype={"user_id": str})
+    assert len(trips) == 5 and len(places) == 6 and len(secs) >= 5
+    assert trips["start_ts"].dtype == float and trips["start_ts"].between(1.4e9, 1.5e9).all()
+    assert (trips["tz"] == "America/Los_Angeles").all()
+    assert {"mode", "sensed_mode", "mode_source", "geometry"} <= set(secs.columns)
+
+
+def test_process_csv_two_users_keeps_leading_zeros(tmp_path):
+    a, _ = day(user="007")
+    b, _ = day(user="010", seed=3)
+    pts = pd.concat([a, b])
+    csv = tmp_path / "p.csv"
+    pd.DataFrame({"user_id": pts["user_id"], "ts": schema.to_unix(pts["ts"]),
+                  "lat": pts["lat"], "lon": pts["lon"]}).to_csv(csv, index=False)
+    res = CliRunner().invoke(cli, ["process", str(csv), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    trips = pd.read_csv(tmp_path / "o" / "trips.csv", dtype={"user_id": str})
+    assert sorted(trips["user_id"].unique()) == ["007", "010"]
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path):
+    from emission_ext.cli import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{ not json")
+    with pytest.raises(SystemExit) as exc:
+        main(["process", str(bad), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
