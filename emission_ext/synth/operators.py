@@ -42,6 +42,8 @@ class OperatorFaults:
 
 
 TICKET_EUR = 1.40
+#: operator-side columns kept beside the schema ``records`` columns
+_EXTRA = ("card_id", "device_id", "vehicle_id", "vehicle_fuel", "account_id")
 FARE = {"annual": "PASS_YEAR", "monthly": "PASS_MONTH"}
 
 
@@ -153,12 +155,15 @@ def derive_records(rng: np.random.Generator, testers: pd.DataFrame, trips_by_use
     rec = pd.DataFrame(rows)
     tr = pd.DataFrame(truth, columns=["record_id", "source", "user_id", "trip_id", "section_id"])
     if rec.empty:
-        return schema.empty("records"), tr.assign(phone_missed=pd.Series(dtype=bool))
+        empty = schema.empty("records").assign(**{c: pd.Series(dtype=object) for c in _EXTRA})
+        return empty, tr.assign(phone_missed=pd.Series(dtype=bool))
+    for c in _EXTRA:
+        if c not in rec:
+            rec[c] = None
     for c in ("start_ts", "end_ts"):
         rec[c] = pd.to_datetime(rec[c].astype(float), unit="s", utc=True)
-    extra = [c for c in ("card_id", "device_id", "vehicle_id", "vehicle_fuel", "account_id") if c in rec]
-    records = schema.coerce(rec.drop(columns=extra), "records")
-    records = pd.concat([records, rec[extra]], axis=1)
+    records = schema.coerce(rec.drop(columns=list(_EXTRA)), "records")
+    records = pd.concat([records, rec[list(_EXTRA)]], axis=1)
     missed = np.array([(u, t) in phone_off for u, t in zip(tr["user_id"], tr["trip_id"])], dtype=bool)
     tr["phone_missed"] = missed
     tr["section_id"] = tr["section_id"].where(~missed, None)
