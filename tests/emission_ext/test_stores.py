@@ -381,3 +381,17 @@ def test_unreachable_mongo_is_a_store_error():
     st = MongoStore("mongodb://127.0.0.1:1/", timeout_ms=200)
     with pytest.raises(StoreError, match="unreachable"):
         st.users()
+
+
+def test_mongo_store_syncs_its_own_timeseries():
+    mongomock = pytest.importorskip("mongomock")
+    st = MongoStore(client=mongomock.MongoClient(), db="Stage_database")  # mongomock-standin
+    path = [p for p in emission_real_days() if p.name.startswith("shankari_2016-08-10")][0]
+    st.db["Stage_timeseries"].insert_many([_extended_json(e) for e in json.load(gzip.open(path))])
+    first = st.sync_raw()
+    assert first["points"].added > 0
+    assert sum(r.added for r in st.sync_raw().values()) == 0
+    # e-mission's own collection is left as it was; ours are prefixed
+    names = set(st.db.list_collection_names())
+    assert "Stage_timeseries" in names and "emission_ext_points" in names
+    assert all(n == "Stage_timeseries" or n.startswith("emission_ext_") for n in names)
