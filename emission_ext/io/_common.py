@@ -160,10 +160,13 @@ class RowChecker:
         Line number or entry index of each candidate row.
     unit : str
         ``"line"`` or ``"entry"``, as written in the messages.
+    line_of : callable, optional
+        Maps an array of ``where`` values to the numbers shown in messages, called only for
+        the rows reported (for formats where line numbers are costly to keep for every row).
     """
 
-    def __init__(self, path: str, where: np.ndarray, unit: str = "line"):
-        self.path, self.unit = str(path), unit
+    def __init__(self, path: str, where: np.ndarray, unit: str = "line", line_of=None):
+        self.path, self.unit, self.line_of = str(path), unit, line_of
         self.where = np.asarray(where, dtype="int64")
         self.bad = np.zeros(len(self.where), dtype=bool)
         self.field = np.full(len(self.where), None, dtype=object)
@@ -206,8 +209,11 @@ class RowChecker:
             return np.ones(len(self.bad), dtype=bool), []
         idx = np.flatnonzero(self.bad)
         idx = idx[np.argsort(self.where[idx], kind="stable")]
-        errs = [InputError(self.path, str(self.reason[i]), int(self.where[i]), self.field[i],
-                           unit=self.unit) for i in (idx if skip_bad else idx[:1])]
+        if not skip_bad:
+            idx = idx[:1]
+        shown = self.where[idx] if self.line_of is None else self.line_of(self.where[idx])
+        errs = [InputError(self.path, str(self.reason[i]), None if n is None else int(n),
+                           self.field[i], unit=self.unit) for i, n in zip(idx, shown)]
         if not skip_bad:
             raise errs[0]
         return ~self.bad, errs
