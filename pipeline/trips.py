@@ -36,6 +36,12 @@ from .geo import project_by_group
 #: restarted: whatever happened in between, the trip before has ended.
 RESTART_TRANSITIONS = ("STOP_TRACKING", "BOOTED", "TRACKING_STOPPED")
 
+#: Transitions after which the phone considers a trip under way, and after which it considers
+#: it over (e-mission Android and iOS state machines).
+TRIP_START_TRANSITIONS = ("EXITED_GEOFENCE", "TRIP_STARTED", "TRIP_RESTARTED")
+TRIP_END_TRANSITIONS = ("STOPPED_MOVING", "TRIP_END_DETECTED", "END_TRIP_TRACKING",
+                        "STOP_TRACKING", "TRACKING_STOPPED")
+
 #: Phone activities that mean the tester was moving.
 MOVING_ACTIVITIES = ("IN_VEHICLE", "ON_BICYCLE", "ON_FOOT", "WALKING", "RUNNING")
 
@@ -64,6 +70,15 @@ class TripParams:
         Any silence longer than this ends the trip (untracked time).
     dwell_points : int
         ... and over at least this many points (sparse fixes alone never make a stay).
+    still_min_s : float
+        Consecutive confident STILL motion readings spanning this long make a stay.
+    min_still_confidence : float
+        Confidence (percent) for a STILL reading to count.
+    departure_gap_s : float
+        A stay point followed by a longer silence is not taken as the departure.
+    end_at : str
+        ``"window_median"`` (default, as e-mission: a trip ends in the middle of the window
+        that detected the stay) or ``"arrival"`` (the first point of the stay).
     min_trip_distance_m : float
         Shorter moves (path length) are jitter.
     min_trip_duration_s : float
@@ -76,6 +91,8 @@ class TripParams:
     gap_speed_mps: float = 100.0 / 300.0
     untracked_gap_s: float = 12 * 3600.0
     dwell_points: int = 9
+    still_min_s: float = 180.0
+    min_still_confidence: float = 50.0
     departure_gap_s: float = 60.0
     end_at: str = "window_median"
     min_trip_distance_m: float = 200.0
@@ -218,6 +235,88 @@ def _events_in_gaps(tr: Track, events: pd.DataFrame | None, mask=None) -> np.nda
     return out
 
 
+def _user_event_times(tr: Track, df: pd.DataFrame, mask) -> tuple[np.ndarray, np.ndarray]:
+    """(user code, unix time) of the selected rows of an events table, sorted, known users only."""
+    ev = df.loc[mask] if mask is not None else df.iloc[0:0]
+    if len(ev) == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    u = pd.Index(tr.users).get_indexer(ev["user_id"].astype(str))
+    t = schema.to_unix(pd.to_datetime(ev["ts"], utc=True))
+    ok = u >= 0
+    u, t = u[ok], t[ok]
+    order = np.lexsort((t, u))
+    return u[order].astype(np.int64), t[order]
+
+
+def _per_user_search(tr: Track, eu: np.ndarray, et: np.ndarray, side: str) -> np.ndarray:
+    """For each point, the position in the sorted events (eu, et) of its own time."""
+    base = min(np.nanmin(tr.t), et.min() if et.size else np.inf) - 1.0
+    span = max(np.nanmax(tr.t), et.max() if et.size else -np.inf) - base + 1.0
+    return np.searchsorted(eu * span + (et - base), tr.codes * span + (tr.t - base), side=side)
+
+
+def _phone_trip_continues(tr: Track, transitions: pd.DataFrame | None, margin_s: float) -> np.ndarray:
+    """Per point: the phone's state machine is on a trip at this time (a trip-start transition
+    since its last trip-end one) and its next trip-end transition comes more than ``margin_s``
+    later."""
+    n = tr.t.size
+    out = np.zeros(n, dtype=bool)
+    if transitions is None or len(transitions) == 0 or n == 0:
+        return out
+    su, st = _user_event_times(tr, transitions, _matching(transitions, "transition",
+                                                          TRIP_START_TRANSITIONS))
+    eu, et = _user_event_times(tr, transitions, _matching(transitions, "transition",
+                                                          TRIP_END_TRANSITIONS))
+    if st.size == 0 or et.size == 0:
+        return out
+    # last start at or before t, last end at or before t, next end after t (same user)
+    ks = _per_user_search(tr, su, st, "right") - 1
+    ke = _per_user_search(tr, eu, et, "right")
+    last_start = np.where((ks >= 0) & (su[np.maximum(ks, 0)] == tr.codes), st[np.maximum(ks, 0)], -np.inf)
+    prev_e = ke - 1
+    last_end = np.where((prev_e >= 0) & (eu[np.maximum(prev_e, 0)] == tr.codes),
+                        et[np.maximum(prev_e, 0)], -np.inf)
+    nxt_ok = (ke < et.size) & (eu[np.minimum(ke, et.size - 1)] == tr.codes)
+    next_end = np.where(nxt_ok, et[np.minimum(ke, et.size - 1)], np.inf)
+    return (last_start > last_end) & np.isfinite(next_end) & (next_end - tr.t > margin_s)
+
+
+def _still_runs(tr: Track, motion: pd.DataFrame, min_s: float, min_conf: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Points inside runs of consecutive confident STILL readings lasting >= ``min_s``, and the
+    first point of each such run."""
+    n = tr.t.size
+    inside = np.zeros(n, dtype=bool)
+    first = np.zeros(n, dtype=bool)
+    mu, mt = _user_event_times(tr, motion, np.ones(len(motion), dtype=bool))
+    if mt.size == 0 or n == 0:
+        return inside, first
+    # the same rows, sorted the same way, to read their activity and confidence
+    m = motion.assign(_u=pd.Index(tr.users).get_indexer(motion["user_id"].astype(str)),
+                      _t=schema.to_unix(pd.to_datetime(motion["ts"], utc=True)))
+    m = m[m["_u"] >= 0].sort_values(["_u", "_t"], kind="stable")
+    conf = pd.to_numeric(m["confidence"], errors="coerce").fillna(100.0).to_numpy()
+    still = (m["activity"].astype(str).to_numpy() == "STILL") & (conf >= min_conf)
+    new_run = np.r_[True, (still[1:] != still[:-1]) | (mu[1:] != mu[:-1])]
+    rid = np.cumsum(new_run) - 1
+    starts = np.flatnonzero(new_run)
+    ends = np.r_[starts[1:], mt.size] - 1
+    # a run lasts until the next reading (or its own last one)
+    nxt = np.minimum(ends + 1, mt.size - 1)
+    run_end_t = np.where((ends + 1 < mt.size) & (mu[nxt] == mu[ends]), mt[nxt], mt[ends])
+    keep = still[starts] & (run_end_t - mt[starts] >= min_s)
+    if not keep.any():
+        return inside, first
+    ru, ra, rb = mu[starts[keep]], mt[starts[keep]], run_end_t[keep]
+    k = _per_user_search(tr, ru, ra, "right") - 1  # last run starting at or before the point
+    ok = (k >= 0) & (ru[np.maximum(k, 0)] == tr.codes)
+    kk = np.maximum(k, 0)
+    inside = ok & (tr.t <= rb[kk])
+    first = inside & np.r_[True, ~inside[:-1] | tr.new_user[1:]]
+    del rid
+    return inside, first
+
+
 def _matching(df: pd.DataFrame | None, col: str, keys: tuple[str, ...]) -> np.ndarray | None:
     if df is None or len(df) == 0 or col not in df.columns:
         return None
@@ -280,12 +379,22 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
     dwelling = np.zeros(n, dtype=bool)
     if cand.size:
         dwelling[cand[_within_radius(x, y, w[cand], cand, p.dwell_radius_m)]] = True
+    # the phone's own state machine says the trip goes on for a while yet (a wait at a bus
+    # stop, a traffic jam): not a stay
+    ongoing = _phone_trip_continues(tr, transitions, p.dwell_time_s)
+    dwelling &= ~ongoing
     # every point of a dwelling window is at the stay
     di = np.flatnonzero(dwelling)
     cover = np.zeros(n + 1, dtype=np.int64)
     np.add.at(cover, w[di] if p.end_at == "arrival" else (w[di] + di) // 2, 1)
     np.add.at(cover, di + 1, -1)
     stay = np.cumsum(cover[:-1]) > 0
+    # a long run of confident STILL readings is a stay too (sparse iOS fixes near arrival)
+    if motion is not None and len(motion):
+        still, still_start = _still_runs(tr, motion, p.still_min_s, p.min_still_confidence)
+        still &= ~ongoing
+        stay |= still
+        brk |= still_start & ~ongoing
 
     move = ~stay
     prev_move = np.r_[False, move[:-1]]
