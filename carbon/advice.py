@@ -51,8 +51,9 @@ class AdviceParams:
         A bus must leave the origin stop within this many minutes of the trip's start.
     bike_speed_kmh : float
         Used to price a bike-share rental (duration = km / speed).
-    od_cell_m : float
-        Trips whose ends fall in the same cells of this size are grouped as one habit.
+    habit_radius_m : float
+        Car trips whose origins and destinations both lie within this distance of a habit's
+        first trip belong to that habit (grouped into one suggestion).
     min_days : float
         Floor of the observed span (days) when scaling savings to a month.
     """
@@ -67,7 +68,7 @@ class AdviceParams:
     day_end_h: float = 22.0
     bus_window_min: float = 20.0
     bike_speed_kmh: float = 15.0
-    od_cell_m: float = 300.0
+    habit_radius_m: float = 300.0
     min_days: float = 7.0
 
 
@@ -332,9 +333,8 @@ def advise(trips: pd.DataFrame, footprint: pd.DataFrame, sections: pd.DataFrame,
     opt["co2_saved"] = c["car_co2"].to_numpy() - opt["alt_co2"]
     opt["eur_saved"] = c["car_cost"].to_numpy() - opt["alt_cost"]
     opt["minute"] = (c["local"].dt.hour * 60 + c["local"].dt.minute).to_numpy()
-    cell = params.od_cell_m
-    cells = [pd.Series(np.floor(v[ii] / cell).astype(np.int64)).astype(str) for v in (ox, oy, dx, dy)]
-    opt["od"] = (cells[0] + ":" + cells[1] + ">" + cells[2] + ":" + cells[3]).to_numpy()
+    habit = _habits(cand["user_id"].astype(str).to_numpy(), ox, oy, dx, dy, params.habit_radius_m)
+    opt["od"] = habit[ii]
     opt = opt[opt["co2_saved"] > 0]
     if opt.empty:
         return pd.DataFrame(columns=ADVICE_COLUMNS)
@@ -362,6 +362,27 @@ def advise(trips: pd.DataFrame, footprint: pd.DataFrame, sections: pd.DataFrame,
     adv["usual_time"] = adv["minute"].map(lambda m: f"{int(m) // 60:02d}:{int(m) % 60:02d}")
     adv["message"] = [_message(r) for r in adv.itertuples()]
     return adv[ADVICE_COLUMNS].reset_index(drop=True)
+
+
+def _habits(user, ox, oy, dx, dy, radius_m: float) -> np.ndarray:
+    """Habit label of each car trip: leader clustering per user in time order, a trip joins the
+    first habit whose first trip starts and ends within ``radius_m`` of its own ends."""
+    lab = np.full(len(user), -1, dtype=np.int64)
+    nxt = 0
+    for u in pd.unique(user):  # per user, then per trip: tens to hundreds of iterations
+        seeds: list[int] = []
+        for i in np.flatnonzero(user == u):
+            if seeds:
+                s = np.asarray(seeds)
+                ok = (np.hypot(ox[s] - ox[i], oy[s] - oy[i]) <= radius_m) & \
+                     (np.hypot(dx[s] - dx[i], dy[s] - dy[i]) <= radius_m)
+                if ok.any():
+                    lab[i] = lab[s[int(np.argmax(ok))]]
+                    continue
+            seeds.append(i)
+            lab[i] = nxt
+            nxt += 1
+    return lab
 
 
 def _span_days(sections: pd.DataFrame, min_days: float) -> pd.Series:

@@ -34,8 +34,8 @@ def render_text(user_id: str, tz: str, period: str, summary: pd.DataFrame, by_mo
              f"factors {fp['factor_version'].iloc[0]}, tariffs {fp['tariff_version'].iloc[0]}"]
     for r in summary.itertuples():
         start = r.period_start.strftime("%Y-%m-%d")
-        rng = "" if abs(r.co2e_kg_high - r.co2e_kg) < 1e-9 and abs(r.co2e_kg_low - r.co2e_kg) < 1e-9 \
-            else f" (range {r.co2e_kg_low:.1f}-{r.co2e_kg_high:.1f})"
+        lo_x, hi_x = r.co2e_kg_low - r.co2e_kg, r.co2e_kg_high - r.co2e_kg
+        rng = "" if hi_x < 1e-9 else f" + {lo_x:.2f} to {hi_x:.2f} kg for modes known only as a range"
         lines.append("")
         lines.append(f"{period} of {start} ({int(r.days_observed)} day(s) observed): {r.co2e_kg:.1f} kg CO2e{rng}, "
                      f"EUR {r.cost_eur:.2f}, {r.distance_km:.1f} km")

@@ -134,11 +134,10 @@ def test_own_bike_for_testers_who_cycle(factors, tariffs):
 
 def test_ranking_and_pass_holders(factors, tariffs):
     trips1, secs1 = car_trips(WEEK_8AM)
-    trips2, secs2 = car_trips(["2026-03-02 17:01"], km=3.0)
+    # a different habit: A -> B (1.1 km) in the evening
+    trips2, secs2 = car_trips(["2026-03-02 17:01"], d=(LAT0 + 0.01, LON0), km=1.2)
     trips2 = trips2.assign(trip_id="x0")
     secs2 = secs2.assign(trip_id="x0", section_id="xs0")
-    # a different habit: same stops but a shifted origin cell, evening
-    trips2 = trips2.assign(start_lon=LON0 + 0.002)
     trips = pd.concat([trips1, trips2], ignore_index=True)
     secs = pd.concat([secs1, secs2], ignore_index=True)
     t = a_tester(car_fuel="diesel", car_size="SUV", yelo_pass="monthly")
@@ -150,6 +149,18 @@ def test_ranking_and_pass_holders(factors, tariffs):
     assert adv.co2e_kg_saved_per_month.is_monotonic_decreasing
     # pass holder: the bus costs nothing more, the whole car cost is saved
     assert adv.eur_saved_per_month.iloc[0] == pytest.approx(4 * fp.cost_eur.iloc[0] * DAYS_PER_MONTH / 7.0)
+
+
+def test_nearby_trips_form_one_habit(factors, tariffs):
+    # the same commute with ends jittered by up to ~150 m is one habit, not four
+    trips, secs = car_trips(WEEK_8AM)
+    jitter = np.array([0.0, 0.0012, -0.0012, 0.0008])
+    trips = trips.assign(start_lat=trips.start_lat + jitter, end_lat=trips.end_lat - jitter)
+    t = a_tester(car_fuel="petrol", car_size="moyenne")
+    fp = compute_footprint(secs, t, factors, tariffs)
+    ctx = AdviceContext.build(tiny_gtfs(), None, lat0=LAT0)
+    adv = advise(trips, fp, secs, t, ctx, factors, tariffs, AdviceParams(bike_max_km=0.1))
+    assert adv.n_trips.tolist() == [4]
 
 
 def test_non_car_trips_get_no_advice(factors, tariffs):
