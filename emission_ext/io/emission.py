@@ -44,7 +44,9 @@ LOCATION = "background/location"
 FILTERED = "background/filtered_location"
 MOTION = "background/motion_activity"
 TRANSITION = "statemachine/transition"
-KEYS = (LOCATION, FILTERED, MOTION, TRANSITION)
+#: Old Android clients uploaded motion activity under this key (same payload).
+MOTION_OLD = "background/activity"
+KEYS = (LOCATION, FILTERED, MOTION, MOTION_OLD, TRANSITION)
 
 #: e-mission ``MotionTypes`` codes (also Google's DetectedActivity codes for 0-8) -> activity.
 #: 9 (NONE: every iOS flag false) carries no information -> UNKNOWN; 10
@@ -173,6 +175,34 @@ def _motion_fields(d: dict) -> tuple[object, object]:
     return None, d.get("confidence")
 
 
+def _cached_user(raw, cache: dict) -> str | None:
+    """:func:`normalise_user_id` with a cache keyed on the raw form (one id per file, mostly)."""
+    if isinstance(raw, dict):
+        hk = ("$uuid", raw["$uuid"]) if len(raw) == 1 and "$uuid" in raw else \
+            ("json", json.dumps(raw, sort_keys=True, default=str))
+    else:
+        hk = raw
+    try:
+        return cache[hk]
+    except KeyError:
+        u = cache[hk] = normalise_user_id(raw)
+        return u
+    except TypeError:  # unhashable odd form
+        return normalise_user_id(raw)
+
+
+def _other_coords(d: dict) -> tuple[object, object]:
+    """(lat, lon) of a location payload without ``latitude``/``longitude``: old Android
+    ``mLatitude``/``mLongitude``, or the GeoJSON ``loc`` point."""
+    if "mLatitude" in d or "mLongitude" in d:
+        return d.get("mLatitude"), d.get("mLongitude")
+    loc = d.get("loc")
+    coords = loc.get("coordinates") if isinstance(loc, dict) else None
+    if isinstance(coords, (list, tuple)) and len(coords) >= 2:
+        return coords[1], coords[0]
+    return None, None
+
+
 def _transition_name(raw) -> str | None:
     if raw is None or isinstance(raw, bool):
         return None
@@ -239,76 +269,73 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
     if locations not in ("filtered", "raw"):
         raise ValueError(f"locations must be 'filtered' or 'raw', not {locations!r}")
     forced = None if user_id is None else str(user_id)
-    # ---- one pass: pull raw fields out of the dicts -----------------------------------
-    idx, kind, uid, plat, tzs, ts, wts = [], [], [], [], [], [], []
-    a, b, c, d4, e5 = [], [], [], [], []  # per-kind payload fields
+    # ---- select the entries of interest (one light pass), then pull fields per column ----
+    sel: list[tuple[int, str, dict, dict, object]] = []
     bad_shape: list[tuple[int, str, str]] = []
-    uid_cache: dict = {}
     for i, ent in enumerate(entries):
-        if not isinstance(ent, dict):
-            bad_shape.append((i, "", f"entry is a {type(ent).__name__}, not an object"))
-            continue
-        md = ent.get("metadata")
-        key = md.get("key") if isinstance(md, dict) else None
-        if key is None:
-            bad_shape.append((i, "metadata.key", "entry has no metadata.key"))
+        try:
+            md = ent["metadata"]
+            key = md["key"]
+        except (KeyError, TypeError, IndexError):
+            if not isinstance(ent, dict):
+                bad_shape.append((i, "", f"entry is a {type(ent).__name__}, not an object"))
+            else:
+                bad_shape.append((i, "metadata.key", "entry has no metadata.key"))
             continue
         if key not in KEYS:
             continue
         data = ent.get("data")
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not isinstance(md, dict):
             bad_shape.append((i, "data", "entry has no data object"))
             continue
-        if forced is None:
-            ru = ent.get("user_id")
-            if isinstance(ru, dict):
-                hk = ru.get("$uuid") if len(ru) == 1 and "$uuid" in ru else \
-                    json.dumps(ru, sort_keys=True, default=str)
-                hk = ("d", hk)
-            else:
-                hk = ru
-            try:
-                u = uid_cache[hk]
-            except (KeyError, TypeError):
-                u = normalise_user_id(ru)
-                try:
-                    uid_cache[hk] = u
-                except TypeError:
-                    pass
+        sel.append((i, MOTION if key == MOTION_OLD else key, md, data, ent.get("user_id")))
+
+    idx = [e[0] for e in sel]
+    kind = [e[1] for e in sel]
+    mds = [e[2] for e in sel]
+    datas = [e[3] for e in sel]
+    if forced is None:
+        uid_cache: dict = {}
+        uid = [_cached_user(e[4], uid_cache) for e in sel]
+    else:
+        uid = [forced] * len(sel)
+    plat = [m.get("platform") for m in mds]
+    for j in [j for j, p in enumerate(plat) if p is None]:
+        # infer from the location filter when the platform is missing
+        plat[j] = {"time": "android", "distance": "ios"}.get(
+            datas[j].get("filter") or mds[j].get("filter"))
+    plat = [p.lower() if isinstance(p, str) else p for p in plat]
+    tzs = [m.get("time_zone") for m in mds]
+    wts = [m.get("write_ts") for m in mds]
+    ts = [d.get("ts") for d in datas]
+    n_sel = len(sel)
+    a: list = [None] * n_sel  # lat | activity | transition
+    b: list = [None] * n_sel  # lon | confidence
+    c: list = [None] * n_sel  # accuracy
+    d4: list = [None] * n_sel  # speed
+    e5: list = [None] * n_sel  # heading
+    for j, k in enumerate(kind):
+        d = datas[j]
+        if k == MOTION:
+            a[j], b[j] = _motion_fields(d)
+        elif k == TRANSITION:
+            a[j] = d.get("transition")
         else:
-            u = forced
-        idx.append(i)
-        kind.append(key)
-        uid.append(u)
-        p = md.get("platform")
-        if p is None:  # infer from the location filter when the platform is missing
-            p = {"time": "android", "distance": "ios"}.get(data.get("filter") or md.get("filter"))
-        plat.append(p.lower() if isinstance(p, str) else p)
-        tzs.append(md.get("time_zone"))
-        wts.append(md.get("write_ts"))
-        if key is MOTION or key == MOTION:
-            t, conf = _motion_fields(data)
-            ts.append(data.get("ts"))
-            a.append(t), b.append(conf), c.append(None), d4.append(None), e5.append(None)
-        elif key == TRANSITION:
-            ts.append(data.get("ts"))
-            a.append(data.get("transition")), b.append(None), c.append(None)
-            d4.append(None), e5.append(None)
-        else:
-            lat = data.get("latitude", data.get("mLatitude"))
-            lon = data.get("longitude", data.get("mLongitude"))
+            lat, lon = d.get("latitude"), d.get("longitude")
             if lat is None and lon is None:
-                loc = data.get("loc")
-                coords = loc.get("coordinates") if isinstance(loc, dict) else None
-                if isinstance(coords, (list, tuple)) and len(coords) >= 2:
-                    lon, lat = coords[0], coords[1]
-            t = data.get("ts")
-            if t is None and data.get("mTime") is not None:
-                t = data.get("mTime")  # old Android payloads: milliseconds
-            ts.append(t)
-            a.append(lat), b.append(lon), c.append(data.get("accuracy", data.get("mAccuracy")))
-            d4.append(data.get("sensed_speed", data.get("speed", data.get("mSpeed"))))
-            e5.append(data.get("heading", data.get("bearing", data.get("mBearing"))))
+                lat, lon = _other_coords(d)
+            a[j], b[j] = lat, lon
+            c[j] = d.get("accuracy")
+            d4[j] = d.get("sensed_speed")
+            e5[j] = d.get("heading")
+            if c[j] is None:
+                c[j] = d.get("mAccuracy")
+            if d4[j] is None:
+                d4[j] = d.get("speed", d.get("mSpeed"))
+            if e5[j] is None:
+                e5[j] = d.get("bearing", d.get("mBearing"))
+            if ts[j] is None and d.get("mTime") is not None:
+                ts[j] = d["mTime"]  # old Android payloads: milliseconds
 
     problems: list[InputError] = [InputError(origin, r, i, f or None, unit="entry")
                                   for i, f, r in bad_shape]
@@ -339,18 +366,19 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
     chk.flag(is_loc & ~np.isin(plat_s, ("android", "ios")), "metadata.platform",
              "platform {value!r} is not android or ios", plat)
 
-    # locations
-    lat, lat_nn = to_float(a)
-    lon, lon_nn = to_float(b)
-    lat = np.where(is_loc, lat, 0.0)
-    lon = np.where(is_loc, lon, 0.0)
-    chk.check_coords(lat, lon, a, b,
-                     "data.latitude", "data.longitude", lat_nn & is_loc, lon_nn & is_loc)
-    acc, acc_nn = to_float(c)
-    spd, _ = to_float(d4)
-    hdg, _ = to_float(e5)
-    chk.flag(acc_nn & is_loc, "data.accuracy", "accuracy is not a number: {value!r}",
-             c)
+    # locations: convert the location rows only, scatter back into full-length columns
+    li = np.flatnonzero(is_loc)
+    cols = {}
+    for name, raw in (("lat", a), ("lon", b), ("acc", c), ("spd", d4), ("hdg", e5)):
+        v = np.full(n, 0.0 if name in ("lat", "lon") else np.nan)
+        nn = np.zeros(n, dtype=bool)
+        if len(li):
+            v[li], nn[li] = to_float([raw[i] for i in li])
+        cols[name] = (v, nn)
+    (lat, lat_nn), (lon, lon_nn) = cols["lat"], cols["lon"]
+    (acc, acc_nn), (spd, _), (hdg, _) = cols["acc"], cols["spd"], cols["hdg"]
+    chk.check_coords(lat, lon, a, b, "data.latitude", "data.longitude", lat_nn, lon_nn)
+    chk.flag(acc_nn, "data.accuracy", "accuracy is not a number: {value!r}", c)
     # phones report -1 (iOS) for "not available": keep the fix, drop the value
     acc[acc < 0] = np.nan
     spd[spd < 0] = np.nan

@@ -128,7 +128,7 @@ def _loc(ts, lat=46.15, lon=-1.15, key="background/location", **kw):
 def test_android_and_ios_payloads_normalised():
     entries = [
         _e("background/motion_activity", {"agb": 0, "agc": 87}, write_ts=1.7e9 + 1),
-        _e("background/motion_activity", {"zzbhB": 1, "zzbhC": 60}, write_ts=1.7e9 + 2),
+        _e("background/activity", {"zzbhB": 1, "zzbhC": 60}, write_ts=1.7e9 + 2),  # old key
         _e("statemachine/transition", {"currState": "local.state.ongoing_trip",
                                        "transition": "local.transition.stopped_moving"},
            write_ts=1.7e9 + 3),
