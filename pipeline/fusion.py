@@ -90,6 +90,12 @@ class FusionParams:
         Unmatched validations of one tester this close in time form one record-only trip.
     incompatible_penalty : float
         Cost added to a candidate of an incompatible, confident mode (prefer a compatible one).
+    mismatch_penalty : float
+        Smaller cost added to a candidate of an incompatible but unsure mode (a tie-breaker
+        between a short walk to the station and the ride itself).
+    mid_cost : float
+        Cost of an event well inside a section (more than ``skew_s`` from both ends) whose
+        place lies within ``near_m`` of the section's path: the GPS missed a mode change there.
     detour : float
         Ratio of travelled to straight-line distance for record-only sections without an
         operator distance.
@@ -106,6 +112,8 @@ class FusionParams:
     min_split_s: float = 120.0
     transfer_s: float = 3600.0
     incompatible_penalty: float = 2.0
+    mismatch_penalty: float = 0.15
+    mid_cost: float = 0.5
     detour: float = 1.3
     gap_speed_mps: float = 15.0
 
@@ -209,6 +217,43 @@ def _section_ends(sections: pd.DataFrame, trips: pd.DataFrame) -> tuple[np.ndarr
         lat1[last] = t["end_lat"].to_numpy()[p][last]
         lon1[last] = t["end_lon"].to_numpy()[p][last]
     return lat0, lon0, lat1, lon1
+
+
+def line_distance_m(geometry: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Distance in metres from each point to the LineString (WKB) of the same row.
+
+    Local equirectangular projection around each point (exact enough within a few km);
+    vectorised over all segments of all rows. NaN where the geometry is missing."""
+    import shapely
+
+    n = len(geometry)
+    out = np.full(n, np.nan)
+    has = np.array([isinstance(x, (bytes, bytearray, memoryview)) and len(x) > 0 for x in geometry], dtype=bool)
+    if not has.any():
+        return out
+    geoms = shapely.from_wkb(geometry[has], on_invalid="ignore")
+    coords, gi = shapely.get_coordinates(geoms, return_index=True)
+    if not len(coords):
+        return out
+    la, lo = np.asarray(lat, dtype="float64")[has][gi], np.asarray(lon, dtype="float64")[has][gi]
+    ky = np.pi / 180.0 * _R
+    x = (coords[:, 0] - lo) * np.cos(np.radians(la)) * ky
+    y = (coords[:, 1] - la) * ky
+    pt = np.hypot(x, y)  # vertex distances (single-vertex lines)
+    same = gi[1:] == gi[:-1]
+    x0, y0, x1, y1 = x[:-1][same], y[:-1][same], x[1:][same], y[1:][same]
+    g = np.concatenate([gi[:-1][same], gi])
+    dx, dy = x1 - x0, y1 - y0
+    l2 = dx * dx + dy * dy
+    t = np.clip(-(x0 * dx + y0 * dy) / np.where(l2 > 0, l2, 1.0), 0.0, 1.0)
+    d = np.concatenate([np.hypot(x0 + t * dx, y0 + t * dy), pt])
+    order = np.argsort(g, kind="stable")
+    g, d = g[order], d[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    dmin = np.full(len(geoms), np.nan)
+    dmin[g[starts]] = np.minimum.reduceat(d, starts)
+    out[np.flatnonzero(has)] = dmin
+    return out
 
 
 # --------------------------------------------------------------------------- events
@@ -342,7 +387,19 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     locked = ~compat & ((sec.conf[s_idx] >= p.confident) | sec.user_set[s_idx])
     dd_term = np.where(np.isnan(dd), 0.5, np.minimum(dd, allow) / allow)
     cost = (np.maximum(0.0, np.abs(dt) - p.skew_s) / p.gap_s + 0.25 * np.abs(dt) / (p.skew_s + p.gap_s)
-            + dd_term + np.where(locked, p.incompatible_penalty, 0.0))
+            + dd_term)
+    cost = np.where(ok, cost, np.inf)
+    # well inside a section and on its path: a mode change the GPS missed (split later)
+    mid = (te - s0 > p.skew_s) & (s1 - te > p.skew_s)
+    if mid.any() and "geometry" in sec.frame:
+        mi = np.flatnonzero(mid)
+        dl = line_distance_m(sec.frame["geometry"].to_numpy(dtype=object)[s_idx[mi]], elat[mi], elon[mi])
+        on_path = dl <= p.near_m
+        cost_mid = np.full(len(cost), np.inf)
+        cost_mid[mi[on_path]] = p.mid_cost + dl[on_path] / p.far_m
+        cost = np.minimum(cost, cost_mid)
+        ok |= np.isfinite(cost_mid)
+    cost = cost + np.where(locked, p.incompatible_penalty, np.where(compat, 0.0, p.mismatch_penalty))
     cand = pd.DataFrame({"e": e_idx[ok], "sec": s_idx[ok], "cost": cost[ok], "dt": dt[ok], "dd": dd[ok],
                          "compatible": compat[ok], "locked": locked[ok]})
     cand = cand.sort_values(["e", "cost"], kind="stable").drop_duplicates("e")
@@ -539,8 +596,11 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     evr = ev["rec"].to_numpy()
     ms = m["sec"].to_numpy()
     sec_ok = ms >= 0
-    rec_sec[evr[~prim & sec_ok]] = ms[~prim & sec_ok]
-    rec_locked[evr[~prim & sec_ok]] = m["locked"].to_numpy()[~prim & sec_ok]
+    # a rental/booking whose start the GPS missed belongs to the section of its end; a parking
+    # session belongs to the arrival only (its exit still confirms the departure, as a claim)
+    fallback = ~prim & sec_ok & (src[evr] != "parking")
+    rec_sec[evr[fallback]] = ms[fallback]
+    rec_locked[evr[fallback]] = m["locked"].to_numpy()[fallback]
     rec_sec[evr[prim & sec_ok]] = ms[prim & sec_ok]
     rec_locked[evr[prim & sec_ok]] = m["locked"].to_numpy()[prim & sec_ok]
 
@@ -548,7 +608,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     # bookings every compatible section in between)
     claims = pd.DataFrame({"rec": evr[sec_ok], "sec": ms[sec_ok], "cost": m["cost"].to_numpy()[sec_ok],
                            "locked": m["locked"].to_numpy()[sec_ok]})
-    span = _span_claims(ev, m, sec, rec_mode, src)
+    span = _span_claims(ev, m, sec, rec_mode, src, p)
     if len(span):
         claims = pd.concat([claims, span], ignore_index=True)
     claims = claims.sort_values(["sec", "cost"], kind="stable").drop_duplicates(["sec", "rec"])
@@ -639,7 +699,7 @@ def _rebuild(frame: pd.DataFrame, old: _Sec) -> _Sec:
                 frame["mode"].to_numpy(dtype=object), conf, ms == "user")
 
 
-def _span_claims(ev, m, sec: _Sec, rec_mode, src) -> pd.DataFrame:
+def _span_claims(ev, m, sec: _Sec, rec_mode, src, p: FusionParams) -> pd.DataFrame:
     """For rentals and bookings whose start and end events matched different sections of one
     user, claim every compatible section from the first to the last (a ride the GPS cut in
     pieces; a car-share booking with several drives)."""
@@ -660,9 +720,14 @@ def _span_claims(ev, m, sec: _Sec, rec_mode, src) -> pd.DataFrame:
         return pd.DataFrame(columns=["rec", "sec", "cost", "locked"])
     r = np.repeat(rec, cnt)
     s = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    compat = _compat_matrix(rec_mode[r], sec.mode[s]) & (sec.mode[s] != "WALKING")
+    compat = _compat_matrix(rec_mode[r], sec.mode[s])
+    locked = ~compat & ((sec.conf[s] >= p.confident) | sec.user_set[s])
+    # during a rental every section is the ride (a pushed bike looks like a walk); during a
+    # booking the tester also walks between drives
+    bike = src[r] == "yelo_bike"
+    take = np.where(bike, ~locked, compat & (sec.mode[s] != "WALKING"))
     same_user = sec.ucode[s] == sec.ucode[np.repeat(lo - 1, cnt)]
-    ok = compat & same_user
+    ok = take & same_user
     return pd.DataFrame({"rec": r[ok], "sec": s[ok], "cost": np.full(int(ok.sum()), 5.0), "locked": False})
 
 
@@ -681,7 +746,8 @@ def _conflicts(records, rec_pos, sf, sec_pos, kind, rec_mode, detail) -> pd.Data
 
 
 def _during_trip(recs: pd.DataFrame, trips: pd.DataFrame, p: FusionParams) -> np.ndarray:
-    """Whether each record's time span (skew-widened) overlaps a GPS trip of its user."""
+    """Whether each record's primary moment (``start_ts`` +- skew) falls in a GPS trip of its
+    user (then the phone recorded the trip and the record should have matched a section)."""
     n = len(recs)
     if n == 0 or len(trips) == 0:
         return np.zeros(n, bool)
@@ -695,11 +761,10 @@ def _during_trip(recs: pd.DataFrame, trips: pd.DataFrame, p: FusionParams) -> np
     order = np.argsort(k0, kind="stable")
     k0, k1 = k0[order], np.maximum.accumulate(k1[order])
     ru = users.get_indexer(recs["user_id"].to_numpy(dtype=object)).astype("float64")
+    # the record's primary moment: boarding, rental/booking start, car-park entry
     r0 = schema.to_unix(recs["start_ts"])
-    r1 = schema.to_unix(recs["end_ts"])
-    r1 = np.where(np.isnan(r1), r0, r1)
     a = ru * _SPAN + (r0 - base) - p.skew_s
-    b = ru * _SPAN + (r1 - base) + p.skew_s
+    b = ru * _SPAN + (r0 - base) + p.skew_s
     lo = np.searchsorted(k1, a, side="left")   # first trip ending after a
     hi = np.searchsorted(k0, b, side="right")  # trips starting before b
     return hi > lo
@@ -728,6 +793,8 @@ def _record_only(records, pos, rec_mode, src, trips, p: FusionParams):
     # a validation's section runs to the next validation of its chain (a transfer), else is a point
     nxt_same = np.r_[grp[1:] == grp[:-1], False]
     sec_t1 = np.where(nxt_same & is_val, np.r_[r["_t0"].to_numpy()[1:], np.nan], r["_t1"].to_numpy())
+    # a parking session stands for the arrival at the car park, not the hours parked
+    sec_t1 = np.where(r["source"].to_numpy(dtype=object) == "parking", r["_t0"].to_numpy(), sec_t1)
     lat0 = r["start_lat"].to_numpy(dtype="float64", na_value=np.nan)
     lon0 = r["start_lon"].to_numpy(dtype="float64", na_value=np.nan)
     lat1 = r["end_lat"].to_numpy(dtype="float64", na_value=np.nan)
