@@ -181,7 +181,7 @@ class TesterLife:
         dist = float(np.clip(rng.lognormal(np.log(2500), 0.8), 300, 15000))
         dest = self._around(self.home, dist * 0.9, dist * 1.1)
         mode = None
-        if self.t["carshare"] and dist > 3000 and rng.random() < p.p_carshare_outing:
+        if self.t["carshare"] and dist > 2000 and rng.random() < p.p_carshare_outing:
             mode = CS
         self.go(day, t, dest, "leisure", "leisure", force=mode)
         if rng.random() < p.p_chain_stop:

@@ -29,7 +29,7 @@ class PopulationParams:
     p_car: float = 0.75            # car in the household (CDA La Rochelle: ~80 %)
     p_bike: float = 0.55           # own bike (La Rochelle is a cycling city)
     p_yelo_card: float = 0.5       # Yélo card (bus, bike share, sea shuttle)
-    p_carshare: float = 0.35       # Yélo car-share account, among card holders
+    p_carshare: float = 0.35       # Yélo car-share account, among card holders without a car
     p_parking_sub: float = 0.6     # car-park subscription, among drivers working near a car park
     android_share: float = 0.7     # Android vs iOS, when the platform is "mixed"
     fuel_shares: tuple[float, ...] = (0.42, 0.40, 0.10, 0.08)   # petrol, diesel, hybrid, electric
@@ -68,8 +68,20 @@ def make_testers(rng: np.random.Generator, n: int, stops: pd.DataFrame, car_park
     """
     sx, sy = stops["x"].to_numpy(), stops["y"].to_numpy()
     ids = [f"{i + 1:03d}" for i in range(n)]
-    # homes: anywhere served by the network (uniform over stops, so denser areas get more homes)
+    has_car = rng.random(n) < params.p_car
+    has_bike = rng.random(n) < params.p_bike
+    yelo = rng.random(n) < params.p_yelo_card
+    # car share: card holders, mostly those without a car of their own
+    carshare = yelo & (rng.random(n) < np.where(has_car, params.p_carshare / 4.0, params.p_carshare))
+    cp = car_parks.dropna(subset=["car_park_id", "lat", "lon"])
+    cp = cp[~cp["name"].str.contains("camping", case=False, na=False)]
+    cpx, cpy = geo.to_xy(cp["lon"].to_numpy(), cp["lat"].to_numpy())
+    # homes: anywhere served by the network (uniform over stops, so denser areas get more
+    # homes); car-share members live within reach of a car-share station (central car parks)
     hidx = rng.integers(0, len(sx), n)
+    near_cp = np.flatnonzero(np.hypot(sx[:, None] - cpx[None, :], sy[:, None] - cpy[None, :]).min(axis=1) < 1500)
+    if near_cp.size:
+        hidx = np.where(carshare, rng.choice(near_cp, n), hidx)
     hx, hy = _near_stop(rng, sx, sy, hidx)
     # workplaces: 45 % in the centre (stops within 2.5 km of Vieux-Port), else distance-decayed
     centre = np.flatnonzero(np.hypot(sx, sy) < 2500.0)
@@ -82,19 +94,12 @@ def make_testers(rng: np.random.Generator, n: int, stops: pd.DataFrame, car_park
             w = np.exp(-d / 4000.0) * (d > 800.0)
             widx[i] = rng.choice(len(sx), p=w / w.sum())
     wx, wy = _near_stop(rng, sx, sy, widx, 20.0, 200.0)
-    has_car = rng.random(n) < params.p_car
-    has_bike = rng.random(n) < params.p_bike
-    yelo = rng.random(n) < params.p_yelo_card
-    carshare = yelo & (rng.random(n) < params.p_carshare) & ~has_car | (yelo & (rng.random(n) < 0.1))
     fuel = np.where(has_car, rng.choice(CAR_FUELS, n, p=params.fuel_shares), None)
     size = np.where(has_car, rng.choice(CAR_SIZES, n, p=params.size_shares), None)
     base_hp = {"petite": 4, "moyenne": 5, "berline": 7, "SUV": 8}
     hp = [pd.NA if not c else (3 if f == "electric" else base_hp[s] + int(rng.integers(-1, 2)))
           for c, f, s in zip(has_car, fuel, size)]
     # parking subscriptions: drivers whose workplace is within 600 m of a public car park
-    cp = car_parks.dropna(subset=["car_park_id", "lat", "lon"])
-    cp = cp[~cp["name"].str.contains("camping", case=False, na=False)]
-    cpx, cpy = geo.to_xy(cp["lon"].to_numpy(), cp["lat"].to_numpy())
     dwork = np.hypot(cpx[None, :] - wx[:, None], cpy[None, :] - wy[:, None])
     nearest = dwork.argmin(axis=1)
     sub = has_car & (dwork.min(axis=1) < 600.0) & (rng.random(n) < params.p_parking_sub)

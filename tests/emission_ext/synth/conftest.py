@@ -9,10 +9,10 @@ from emission_ext.synth.population import PopulationParams
 
 @pytest.fixture(scope="session")
 def world():
-    """10 testers x 3 days (Mon-Wed), faults on, most testers with a Yélo card, car-share
+    """10 testers x 3 days (Fri-Sun), faults on, most testers with a Yélo card, car-share
     account or parking subscription so that every record kind occurs."""
-    return generate_world(testers=10, days=3, seed=5, population=PopulationParams(
-        p_yelo_card=0.9, p_carshare=0.8, p_parking_sub=1.0, p_car=0.8))
+    return generate_world(testers=10, days=3, seed=5, start="2026-02-06", population=PopulationParams(
+        p_yelo_card=0.9, p_carshare=0.9, p_parking_sub=1.0, p_car=0.6))
 
 
 @pytest.fixture(scope="session")
