@@ -88,6 +88,8 @@ class RunSummary:
         out = []
         for name, reason in self.stages:
             out.append(f"stage {name}: " + ("available" if reason is None else f"not available ({reason})"))
+        if all(reason is not None for _, reason in self.stages):
+            out.append("no stage is available: nothing can run")
         out.append(f"{self.users_total} users, {self.users_to_process} users to process")
         if self.users_to_process:
             runs = ", ".join(f"{s} x{n}" for s, n in self.stage_runs().items()) or "none"

@@ -141,6 +141,9 @@ def test_unavailable_stages_are_reported_not_skipped_silently(store):
     assert "stage no_such_stage: not available (no stage module emission_ext.stages.no_such_stage)" \
         in res.lines()
     assert res.results[0].ran == [S.SEGMENT]
+    nothing = runner.run(store, workers=1, stages=("no_such_stage",))
+    assert "no stage is available: nothing can run" in nothing.lines()
+    assert nothing.users_to_process == 0
 
 
 def test_default_stage_order_is_reported():
