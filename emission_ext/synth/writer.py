@@ -44,7 +44,7 @@ def _local_parts(ts: np.ndarray, tz: str) -> dict:
     fmt = (base + "." + frac + off.str[:3] + ":" + off.str[3:]).to_numpy()
     return dict(fmt=fmt, year=idx.year.to_numpy(), month=idx.month.to_numpy(), day=idx.day.to_numpy(),
                 hour=idx.hour.to_numpy(), minute=idx.minute.to_numpy(), second=idx.second.to_numpy(),
-                weekday=idx.weekday.to_numpy())
+                weekday=idx.day_of_week.to_numpy())
 
 
 def _ldt(p: dict, i: int, tz: str) -> str:
