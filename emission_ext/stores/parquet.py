@@ -324,16 +324,28 @@ class ParquetStore(Store):
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError):
-            # unreadable lock: a writer crashed between create and write; treat as ancient
+            # unreadable lock (damaged by hand or by the file system): treat as ancient
             return LockInfo("corrupt", -1, "?", 0.0)
 
     def _acquire(self, user_id: str, info: LockInfo, stale_after_s: float) -> None:
         path = self._lock_file(user_id)
-        payload = json.dumps(info.to_dict()).encode()
+        # the lock file appears complete or not at all: write a private file, then hard-link
+        # it to the lock name (atomic, fails when the name exists)
+        mine = path.parent / f".new-{info.token}"
+        mine.write_bytes(json.dumps(info.to_dict()).encode())
+        try:
+            self._take(user_id, path, mine, stale_after_s)
+        finally:
+            mine.unlink()
+
+    def _take(self, user_id: str, path: Path, mine: Path, stale_after_s: float) -> None:
         for _ in range(3):
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                os.link(mine, path)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise StoreError(f"{path}: cannot create the lock file ({exc.strerror}); "
+                                     "the data directory needs a file system with hard links") from None
                 held = self._read_lock(path)
                 if held is None:
                     continue  # released meanwhile: retry
@@ -356,10 +368,6 @@ class ParquetStore(Store):
                     raise busy_error(user_id, moved) from None
                 aside.unlink()
                 continue
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
             return
         raise busy_error(user_id, self._read_lock(path))
 

@@ -235,6 +235,31 @@ def test_lock_contention_and_release(store):
         pass
 
 
+def test_only_one_of_many_simultaneous_takers_gets_the_lock(store):
+    import threading
+
+    n = 12
+    start, attempted = threading.Barrier(n), threading.Barrier(n)
+    outcome = []
+
+    def taker():
+        start.wait()
+        try:
+            with store.lock("u"):
+                outcome.append("won")
+                attempted.wait()  # hold it until everybody has tried
+        except StoreError:
+            outcome.append("busy")
+            attempted.wait()
+
+    threads = [threading.Thread(target=taker) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcome) == ["busy"] * (n - 1) + ["won"]
+
+
 def _plant_lock(store, user, info: LockInfo):
     if isinstance(store, ParquetStore):
         path = store._lock_file(user)
