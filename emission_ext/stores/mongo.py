@@ -23,6 +23,8 @@ Collections (``P`` = prefix)::
 """
 from __future__ import annotations
 
+import random
+import time
 import uuid as uuidlib
 from typing import Callable, Iterable
 
@@ -67,6 +69,15 @@ def user_key(value) -> str:
     if isinstance(value, (bytes, bytearray)) and len(value) == 16:
         return uuidlib.UUID(bytes=bytes(value)).hex
     return str(value)
+
+
+#: Optimistic writes retried this many times when another writer published first.
+MAX_ATTEMPTS = 30
+
+
+def _backoff(attempt: int) -> None:
+    """Random sleep growing with the attempt (at most ~0.5 s), so racing writers spread out."""
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** min(attempt, 6))))
 
 
 def short_error(exc: Exception) -> str:
@@ -262,7 +273,7 @@ class MongoStore(Store):
         added = 0
         for user_id, part in df.groupby("user_id", sort=True):
             check_user(user_id)
-            for _attempt in range(5):
+            for attempt in range(MAX_ATTEMPTS):
                 meta = self._meta(table, user_id)
                 old = _docs_to_frame(table, self._read_user_gens(table, [meta] if meta else []), None)
                 keys = pd.MultiIndex.from_frame(old[key]) if len(old) else None
@@ -277,6 +288,7 @@ class MongoStore(Store):
                     added += len(fresh)
                     break
                 self._coll(table).delete_many({"_g": gen})  # lost a race: retry on fresh state
+                _backoff(attempt)
             else:
                 raise StoreError(f"{table}: user {user_id} is being written concurrently; retry")
         return AppendResult(added, len(df) - added)
@@ -304,7 +316,7 @@ class MongoStore(Store):
         if len(df) and not (df["user_id"] == user_id).all():
             raise StoreError(f"{table}: replace_user({user_id!r}) given rows of other users")
         dtypes = None if table in schema.TABLES else {c: str(d) for c, d in df.dtypes.items()}
-        for _attempt in range(5):
+        for attempt in range(MAX_ATTEMPTS):
             meta = self._meta(table, user_id)
             out = df
             if since is not None and meta:
@@ -321,6 +333,7 @@ class MongoStore(Store):
                     self._coll(table).delete_many({"_g": {"$in": old_gens}})
                 return len(out)
             self._coll(table).delete_many({"_g": gen})
+            _backoff(attempt)
         raise StoreError(f"{table}: user {user_id} is being written concurrently; retry")
 
     def users(self, table: str = "points") -> list[str]:

@@ -260,6 +260,15 @@ def test_only_one_of_many_simultaneous_takers_gets_the_lock(store):
     assert sorted(outcome) == ["busy"] * (n - 1) + ["won"]
 
 
+def test_concurrent_appends_to_one_user_lose_nothing(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [points("u", n=20, t0=T0 + k * 1000.0) for k in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        added = sum(r.added for r in pool.map(lambda df: store.append("points", df), parts))
+    assert added == 160 and len(store.read("points", ["u"])) == 160
+
+
 def _plant_lock(store, user, info: LockInfo):
     if isinstance(store, ParquetStore):
         path = store._lock_file(user)
