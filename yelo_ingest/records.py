@@ -82,12 +82,13 @@ def carshare_to_records(good: pd.DataFrame, users: np.ndarray, ref: ReferenceInd
     """Validated ``yelo_carshare`` rows -> records (kind ``booking``, source ``yelo_car``).
 
     The car is taken and returned at the same car park: ``station_id`` = ``end_station_id`` =
-    ``car_park_id`` = that national id, start and end coordinates = the car park.
+    ``car_park_id`` = that national id, start and end coordinates = the car park. The extra
+    column ``vehicle_fuel`` (electric, hybrid, petrol...) is kept for the carbon factors.
     """
     n = len(good)
     lat, lon = place_coords(good["station_id"], ref.car_parks)
     st = good["station_id"].to_numpy()
-    return finish_records({
+    out = finish_records({
         "user_id": users, "record_id": good["trip_id"].astype(str).to_numpy(),
         "source": np.full(n, "yelo_car", dtype=object), "kind": np.full(n, "booking", dtype=object),
         "start_ts": good["start_time"].to_numpy(), "end_ts": good["end_time"].to_numpy(),
@@ -96,6 +97,9 @@ def carshare_to_records(good: pd.DataFrame, users: np.ndarray, ref: ReferenceInd
         "distance_m": good["trip_distance"].to_numpy(dtype="float64", na_value=np.nan),
         "amount_eur": good["cost_eur"].to_numpy(dtype="float64", na_value=np.nan),
     }, n)
+    # extra column (not in the schema): the car's fuel, used by carbon for car-share factors
+    out["vehicle_fuel"] = good["vehicle_fuel"].to_numpy(dtype=object)
+    return out
 
 
 CONVERTERS = {

@@ -17,6 +17,7 @@ the pure ingest functions (:mod:`yelo_ingest.ingest`, :mod:`parking_ingest.inges
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -30,10 +31,13 @@ from ._common import data_dir, progress
 from ._store import open_ctx_store, store_option
 
 MAX_PROBLEMS_SHOWN = 20
+LOCK_WAIT_S = 120.0
 CARD_MAP_TABLE = "card_map"
 
 
+@functools.lru_cache(maxsize=1)
 def _reference():
+    """The reference index (GTFS stops/routes, bike stations, car parks), built once per process."""
     from emission_ext import reference
     from yelo_ingest.refs import build_reference_index
 
@@ -100,6 +104,28 @@ def _save_card_map(st, old: pd.DataFrame, new: pd.DataFrame) -> int:
             valid_from=rows["valid_from"].dt.strftime("%Y-%m-%d"),
             valid_to=rows["valid_to"].dt.strftime("%Y-%m-%d")))
     return added
+
+
+def append_records(st, records: pd.DataFrame, wait_s: float = LOCK_WAIT_S) -> tuple[int, int]:
+    """Append records user by user, each under the user's processing lock (the lock the
+    runner holds while it fuses that user, so a run never overwrites a record being added).
+
+    Waits up to ``wait_s`` seconds for a busy user; returns (added, already present)."""
+    added = present = 0
+    for uid, part in records.groupby("user_id", sort=True):
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                with st.lock(str(uid)):
+                    r = st.append("records", part)
+                break
+            except StoreError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        added += r.added
+        present += r.present
+    return added, present
 
 
 def _echo_problems(problems: pd.DataFrame) -> None:
@@ -169,10 +195,10 @@ def _run(ctx, operator: str, files, strict: bool, store, store_db, report) -> No
                 card_map = _stored_card_map(st)
                 head += f"; card map: {added} new mappings"
         elif len(res.records):
-            r = st.append("records", res.records)
-            total_added += r.added
-            total_present += r.present
-            head += f"; records: {r.added} added, {r.present} already present"
+            r = append_records(st, res.records)
+            total_added += r[0]
+            total_present += r[1]
+            head += f"; records: {r[0]} added, {r[1]} already present"
         q = write_quarantine(res.quarantine, p, root)
         if q is not None:
             head += f"; quarantined -> {q}"

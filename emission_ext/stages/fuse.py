@@ -1,0 +1,58 @@
+"""Stage ``fuse``: attach the user's operator records to their sections and refine modes.
+
+Why: the runner applies :func:`pipeline.fusion.fuse` per user after segmentation and mode
+classification: sections get the modes the records prove (split where the GPS missed a mode
+change), record-only trips are added, and conflicts are kept for review.
+
+Outputs: ``trips`` and ``sections`` (replaced: later stages and readers expect the fused ones),
+``records`` (the same rows with their ``trip_id``/``section_id``) and the auxiliary table
+``conflicts``. Rewriting ``records`` is safe because ``emission-ext ingest`` appends a user's
+records under the same per-user lock the runner holds while it processes that user.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+NAME = "fuse"
+VERSION = "1"
+INPUTS = ("trips", "sections", "records")
+OUTPUTS = ("trips", "sections", "records", "conflicts")
+
+
+def available() -> str | None:
+    """``None`` when :mod:`pipeline.fusion` can be imported, else why not."""
+    try:
+        from pipeline.fusion import fuse  # noqa: F401
+    except ImportError as exc:
+        return f"pipeline.fusion not importable ({exc})"
+    return None
+
+
+def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
+    """Fuse one user's records with their trips and sections.
+
+    Parameters
+    ----------
+    inputs : dict of DataFrame
+        ``trips``, ``sections`` (schema tables, from the previous stages) and ``records``
+        (schema ``records``, from ``emission-ext ingest``).
+    ctx : StageContext
+        ``ctx.param("fuse")`` may hold a :class:`pipeline.fusion.FusionParams` or a dict of
+        its fields.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``trips``, ``sections``, ``records``, ``conflicts``.
+    """
+    from pipeline.fusion import FusionParams, fuse
+
+    p = ctx.param(NAME)
+    if isinstance(p, dict):
+        p = FusionParams(**p)
+    res = fuse(inputs["trips"], inputs["sections"], inputs["records"], p or FusionParams())
+    conflicts = res.conflicts.copy()
+    if not len(conflicts):
+        conflicts = conflicts.assign(user_id=pd.Series([], dtype=object))
+    return {"trips": res.trips, "sections": res.sections, "records": res.records,
+            "conflicts": conflicts}
