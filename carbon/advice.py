@@ -56,6 +56,9 @@ class AdviceParams:
         first trip belong to that habit (grouped into one suggestion).
     min_days : float
         Floor of the observed span (days) when scaling savings to a month.
+    min_co2e_kg_per_month : float
+        Suggestions saving less than this (kg CO2e per month) are not worth a tester's attention
+        (e.g. a trip made once in a year) and are dropped.
     """
 
     bike_max_km: float = 5.0
@@ -70,6 +73,7 @@ class AdviceParams:
     bike_speed_kmh: float = 15.0
     habit_radius_m: float = 300.0
     min_days: float = 7.0
+    min_co2e_kg_per_month: float = 0.1
 
 
 def _xy(lat, lon, lat0):
@@ -252,9 +256,11 @@ def car_trips(trips: pd.DataFrame, footprint: pd.DataFrame, params: AdviceParams
     car = f["mode"] == "CAR"
     g = f.assign(car_km=np.where(car, f["distance_m"] / 1000.0, 0.0), motor=motor,
                  car_co2=np.where(car, f["co2e_kg"], 0.0), car_cost=np.where(car, f["cost_eur"], 0.0),
+                 cost_unknown=car & f["cost_eur"].isna(),
                  all_km=f["distance_m"] / 1000.0).groupby(["user_id", "trip_id"])
     agg = pd.DataFrame({"car_km": g["car_km"].sum(), "all_km": g["all_km"].sum(), "motor": g["motor"].any(),
-                        "car_co2": g["car_co2"].sum(), "car_cost": g["car_cost"].sum(min_count=1)})
+                        "car_co2": g["car_co2"].sum(), "car_cost": g["car_cost"].sum()})
+    agg.loc[g["cost_unknown"].any().to_numpy(), "car_cost"] = np.nan  # one unknown car cost: unknown
     agg = agg[(agg["car_km"] >= params.car_share_min * agg["all_km"]) & ~agg["motor"]
               & (agg["car_km"] >= params.min_km)].reset_index()
     cols = ["user_id", "trip_id", "start_ts", "start_lat", "start_lon", "end_lat", "end_lon"]
@@ -352,6 +358,9 @@ def advise(trips: pd.DataFrame, footprint: pd.DataFrame, sections: pd.DataFrame,
     scale = DAYS_PER_MONTH / adv["user_id"].map(span).to_numpy(dtype="float64")
     adv["co2e_kg_saved_per_month"] = adv["co2"] * scale
     adv["eur_saved_per_month"] = adv["eur"] * scale
+    adv = adv[adv["co2e_kg_saved_per_month"] >= params.min_co2e_kg_per_month]
+    if adv.empty:
+        return pd.DataFrame(columns=ADVICE_COLUMNS)
     # one suggestion per habit: the one that saves the most CO2e (own bike first on ties)
     pref = adv["kind"].map({"bike": 0, "bikeshare": 1, "bus": 2})
     adv = adv.assign(_pref=pref).sort_values(["user_id", "od", "co2e_kg_saved_per_month", "_pref"],

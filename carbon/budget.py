@@ -133,7 +133,7 @@ def budget_summary(by_mode: pd.DataFrame, span: pd.DataFrame, period: str,
     Returns
     -------
     DataFrame ``user_id, period_start, days_observed, co2e_kg, co2e_kg_low, co2e_kg_high,
-    cost_eur, distance_km, co2e_kg_per_day, trend_pct`` (change of kg/day vs the tester's
+    cost_eur (known costs), n_cost_unknown, distance_km, n_sections, co2e_kg_per_day, trend_pct`` (change of kg/day vs the tester's
     previous period), ``panel_co2e_kg_per_day`` (mean over the testers with data in the
     period), ``vs_panel_pct``, ``fr_co2e_kg_per_day``, ``vs_fr_pct``.
     """
@@ -141,7 +141,8 @@ def budget_summary(by_mode: pd.DataFrame, span: pd.DataFrame, period: str,
     if len(by_mode) == 0:
         return pd.DataFrame()
     g = by_mode.groupby(["user_id", "period_start"], sort=True)
-    s = g[["co2e_kg", "co2e_kg_low", "co2e_kg_high", "cost_eur", "distance_km"]].sum().reset_index()
+    s = g[["co2e_kg", "co2e_kg_low", "co2e_kg_high", "cost_eur", "n_cost_unknown", "distance_km",
+           "n_sections"]].sum().reset_index()
     s = s.merge(span, on="user_id", how="left")
     start, end = s["period_start"], period_end(s["period_start"], period)
     first = s["first"].dt.normalize()

@@ -34,23 +34,30 @@ def render_text(user_id: str, tz: str, period: str, summary: pd.DataFrame, by_mo
              f"factors {fp['factor_version'].iloc[0]}, tariffs {fp['tariff_version'].iloc[0]}"]
     for r in summary.itertuples():
         start = r.period_start.strftime("%Y-%m-%d")
-        lo_x, hi_x = r.co2e_kg_low - r.co2e_kg, r.co2e_kg_high - r.co2e_kg
-        rng = "" if hi_x < 1e-9 else f" + {lo_x:.2f} to {hi_x:.2f} kg for modes known only as a range"
+        rng = "" if r.co2e_kg_high - r.co2e_kg_low < 1e-9 and abs(r.co2e_kg_high - r.co2e_kg) < 1e-9 \
+            else f" (plausible total {r.co2e_kg_low:.1f} to {r.co2e_kg_high:.1f} kg)"
+        unknown_cost = f" + {int(r.n_cost_unknown)} section(s) of unknown cost" if r.n_cost_unknown else ""
         lines.append("")
         lines.append(f"{period} of {start} ({int(r.days_observed)} day(s) observed): {r.co2e_kg:.1f} kg CO2e{rng}, "
-                     f"EUR {r.cost_eur:.2f}, {r.distance_km:.1f} km")
+                     f"EUR {r.cost_eur:.2f}{unknown_cost}, {r.distance_km:.1f} km")
         m = by_mode[by_mode["period_start"] == r.period_start].sort_values("co2e_kg", ascending=False)
         for x in m.itertuples():
             unknown = f" ({x.n_cost_unknown} without a known cost)" if x.n_cost_unknown else ""
-            co2 = f"{x.co2e_kg:7.2f} kg" if x.mode != "UNKNOWN" and x.mode != "FERRY" or x.co2e_kg > 0 \
-                else f"{x.co2e_kg_low:.2f}-{x.co2e_kg_high:.2f} kg (range)"
+            if x.mode in ("UNKNOWN", "FERRY"):  # no sourced central factor: only a range
+                co2 = f"{x.co2e_kg_low:.2f}-{x.co2e_kg_high:.2f} kg (range only)"
+            elif x.co2e_kg_high - x.co2e_kg_low > 1e-9:
+                co2 = f"{x.co2e_kg:7.2f} kg (range {x.co2e_kg_low:.2f}-{x.co2e_kg_high:.2f}: car unknown)"
+            else:
+                co2 = f"{x.co2e_kg:7.2f} kg"
             lines.append(f"  {x.mode:<10} {co2}  EUR {x.cost_eur:7.2f}  {x.distance_km:7.1f} km  "
                          f"{x.n_sections} section(s){unknown}")
         lines.append(f"  per day {r.co2e_kg_per_day:.2f} kg; vs previous {period} {_pct(r.trend_pct)}; "
                      f"panel average {r.panel_co2e_kg_per_day:.2f} kg/day (you {_pct(r.vs_panel_pct)}); "
                      f"French average {r.fr_co2e_kg_per_day:.2f} kg/day (you {_pct(r.vs_fr_pct)})")
+    lines.append("")
+    lines.append("kg CO2e totals count the modes with a sourced factor; UNKNOWN and FERRY are known only "
+                 "as a range, included in the plausible total.")
     if FR_DAILY_ID in refs.index:
-        lines.append("")
         lines.append(f"French average: {refs.at[FR_DAILY_ID, 'source']} <{refs.at[FR_DAILY_ID, 'url']}>")
     return "\n".join(lines)
 

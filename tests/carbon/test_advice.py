@@ -198,3 +198,32 @@ def test_real_yelo_feed_line_found_and_not_at_3am(real_context, factors, tariffs
     fp3 = compute_footprint(secs3, t, factors, tariffs)
     assert advise(trips3, fp3, secs3, t, real_context, factors, tariffs).empty
     assert np.isfinite(adv.co2e_kg_saved_per_month).all()
+
+
+def test_unknown_car_cost_stays_unknown_with_walking_legs(factors, tariffs):
+    trips, secs = car_trips(WEEK_8AM)
+    walk = secs.assign(section_id=secs.section_id + "w", mode="WALKING", distance_m=200.0)
+    secs = pd.concat([secs, walk], ignore_index=True)
+    t = a_tester()  # no car profile: the car's cost is unknown
+    fp = compute_footprint(secs, t, factors, tariffs)
+    ctx = AdviceContext.build(tiny_gtfs(), STATIONS, lat0=LAT0)
+    # (ADEME's average car without construction emits less per km than a thermal bus per
+    # passenger-km, so only the bike-share suggestion saves CO2e here)
+    adv = advise(trips, fp, secs, t, ctx, factors, tariffs)
+    assert adv.kind.tolist() == ["bikeshare"]
+    assert len(adv) == 1 and np.isnan(adv.eur_saved_per_month.iloc[0])
+    assert "EUR" not in adv.message.iloc[0]
+
+
+def test_negligible_savings_are_not_suggested(factors, tariffs):
+    # one trip, then data a year later: ~0.08 kg/month, below the 0.1 kg floor
+    trips, secs = car_trips(["2026-03-02 08:02", "2027-03-01 08:02"], km=1.0)
+    trips = trips.assign(end_lat=LAT0 + 0.01)
+    t = a_tester(car_fuel="petrol", car_size="petite")
+    fp = compute_footprint(secs, t, factors, tariffs)
+    ctx = AdviceContext.build(tiny_gtfs(), None, lat0=LAT0)
+    adv = advise(trips, fp, secs, t, ctx, factors, tariffs, AdviceParams(bike_max_km=0.1))
+    assert adv.empty
+    adv = advise(trips, fp, secs, t, ctx, factors, tariffs,
+                 AdviceParams(bike_max_km=0.1, min_co2e_kg_per_month=0.0))
+    assert len(adv) == 1 and 0 < adv.co2e_kg_saved_per_month.iloc[0] < 0.1
