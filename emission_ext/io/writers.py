@@ -242,6 +242,8 @@ def read_table(path: str | Path, table: str | None = None, fmt: str | None = Non
                 and not isinstance(df[c].dtype, pd.DatetimeTZDtype):
             df[c] = pd.to_datetime(df[c], utc=True, format="ISO8601")
     if t is not None:
+        if len(df) == 0:  # an empty GeoJSON has no properties to name the columns
+            return schema.empty(t.name)
         df = schema.validate(schema.coerce(df, t.name), t.name)
     return df
 

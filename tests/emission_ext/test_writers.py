@@ -92,6 +92,15 @@ def test_real_points_round_trip(tmp_path, fmt):
         pd.testing.assert_series_equal(back["ts"], pts["ts"])  # exact
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("table", ["trips", "points"])
+def test_empty_tables_round_trip(tmp_path, fmt, table):
+    back = read_table(write_table(schema.empty(table), tmp_path / f"e.{fmt}", table=table),
+                      table=table)
+    assert len(back) == 0 and list(back.columns[: len(schema.table(table).names)]) == \
+        schema.table(table).names
+
+
 def test_csv_layout(tmp_path):
     path = write_table(_trips(), tmp_path / "trips.csv", table="trips")
     df = pd.read_csv(path, dtype=str)
