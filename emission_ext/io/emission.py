@@ -93,7 +93,8 @@ def load_entries(path: str | Path) -> list:
     ------
     InputError
         Unreadable gzip, invalid/truncated JSON (with the line and column) or a document that
-        is not an array.
+        is not an array (a single entry object, or a phone upload body
+        ``{"phone_to_server": [...]}``, is accepted).
     """
     path = Path(path)
     try:
@@ -109,8 +110,8 @@ def load_entries(path: str | Path) -> list:
             raise InputError(path, "file not found") from None
         raise InputError(path, f"cannot read the file: {exc}") from None
     if isinstance(doc, dict):
-        # tolerate a single entry or a wrapper object holding the array
-        for k in ("entries", "phone_data", "data"):
+        # tolerate a single entry, or the body of a phone upload (``usercache/put``)
+        for k in ("phone_to_server", "entries"):
             if isinstance(doc.get(k), list):
                 return doc[k]
         if "metadata" in doc:

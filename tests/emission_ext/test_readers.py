@@ -239,9 +239,17 @@ def test_truncated_gzip(tmp_path):
 
 def test_not_an_array(tmp_path):
     path = tmp_path / "obj.json"
-    path.write_text('"hello"')
-    with pytest.raises(InputError, match="expected a JSON array"):
-        read(path)
+    for doc in ('"hello"', '{"a": 1}'):
+        path.write_text(doc)
+        with pytest.raises(InputError, match="expected a JSON array"):
+            read(path)
+
+
+def test_single_entry_and_upload_body(tmp_path):
+    one, body = tmp_path / "one.json", tmp_path / "body.json"
+    one.write_text(json.dumps(_loc(1.7e9)))
+    body.write_text(json.dumps({"user": "x", "phone_to_server": [_loc(1.7e9), _loc(1.7e9 + 9)]}))
+    assert len(read(one).points) == 1 and len(read(body).points) == 2
 
 
 @pytest.mark.parametrize("data, field, words", [
