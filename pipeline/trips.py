@@ -42,6 +42,9 @@ TRIP_START_TRANSITIONS = ("EXITED_GEOFENCE", "TRIP_STARTED", "TRIP_RESTARTED")
 TRIP_END_TRANSITIONS = ("STOPPED_MOVING", "TRIP_END_DETECTED", "END_TRIP_TRACKING",
                         "STOP_TRACKING", "TRACKING_STOPPED")
 
+#: A trip-end transition this soon after a silent push (seconds) was woken by the push.
+PUSH_WAKE_S = 30.0
+
 #: Phone activities that mean the tester was moving.
 MOVING_ACTIVITIES = ("IN_VEHICLE", "ON_BICYCLE", "ON_FOOT", "WALKING", "RUNNING")
 
@@ -93,7 +96,7 @@ class TripParams:
     dwell_points: int = 9
     still_min_s: float = 180.0
     min_still_confidence: float = 50.0
-    departure_gap_s: float = 60.0
+    departure_gap_s: float = 120.0
     end_at: str = "window_median"
     min_trip_distance_m: float = 200.0
     min_trip_duration_s: float = 60.0
@@ -255,20 +258,33 @@ def _per_user_search(tr: Track, eu: np.ndarray, et: np.ndarray, side: str) -> np
     return np.searchsorted(eu * span + (et - base), tr.codes * span + (tr.t - base), side=side)
 
 
-def _phone_trip_continues(tr: Track, transitions: pd.DataFrame | None, margin_s: float) -> np.ndarray:
-    """Per point: the phone's state machine is on a trip at this time (a trip-start transition
-    since its last trip-end one) and its next trip-end transition comes more than ``margin_s``
-    later."""
+def _phone_trip_continues(tr: Track, transitions: pd.DataFrame | None, margin_s: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: whether the phone's state machine is on a trip at this time (a trip-start
+    transition since its last trip-end one) with its next trip-end transition more than
+    ``margin_s`` later, and the time of that next trip-end transition (inf when none)."""
     n = tr.t.size
     out = np.zeros(n, dtype=bool)
+    none = (out, np.full(n, np.inf))
     if transitions is None or len(transitions) == 0 or n == 0:
-        return out
+        return none
     su, st = _user_event_times(tr, transitions, _matching(transitions, "transition",
                                                           TRIP_START_TRANSITIONS))
     eu, et = _user_event_times(tr, transitions, _matching(transitions, "transition",
                                                           TRIP_END_TRANSITIONS))
     if st.size == 0 or et.size == 0:
-        return out
+        return none
+    # an end the phone only noticed because a silent push woke it up (iOS) says nothing
+    # about when the trip really ended: such a phone trip is not trusted
+    pu, pt = _user_event_times(tr, transitions, _matching(transitions, "transition",
+                                                          ("SILENT_PUSH",)))
+    trusted = np.ones(et.size, dtype=bool)
+    if pt.size:
+        span = max(et.max(), pt.max()) - min(et.min(), pt.min()) + 1e6
+        base = min(et.min(), pt.min()) - 1.0
+        kp = np.searchsorted(pu * span + (pt - base), eu * span + (et - base), side="right") - 1
+        same = (kp >= 0) & (pu[np.maximum(kp, 0)] == eu)
+        trusted = ~(same & (et - pt[np.maximum(kp, 0)] <= PUSH_WAKE_S))
     # last start at or before t, last end at or before t, next end after t (same user)
     ks = _per_user_search(tr, su, st, "right") - 1
     ke = _per_user_search(tr, eu, et, "right")
@@ -278,7 +294,9 @@ def _phone_trip_continues(tr: Track, transitions: pd.DataFrame | None, margin_s:
                         et[np.maximum(prev_e, 0)], -np.inf)
     nxt_ok = (ke < et.size) & (eu[np.minimum(ke, et.size - 1)] == tr.codes)
     next_end = np.where(nxt_ok, et[np.minimum(ke, et.size - 1)], np.inf)
-    return (last_start > last_end) & np.isfinite(next_end) & (next_end - tr.t > margin_s)
+    nxt_trusted = nxt_ok & trusted[np.minimum(ke, et.size - 1)]
+    on = (last_start > last_end) & nxt_trusted & (next_end - tr.t > margin_s)
+    return on, next_end
 
 
 def _still_runs(tr: Track, motion: pd.DataFrame, min_s: float, min_conf: float
@@ -360,9 +378,16 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
         still_gap = long_gap & has_motion_user[tr.codes] & ~moved_in_gap
     else:
         still_gap = np.zeros(n, dtype=bool)
-    brk = (tr.new_user | (dt > p.untracked_gap_s)
-           | ((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
-           | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap
+    # the phone's own state machine says the trip goes on for a while yet (a wait at a bus
+    # stop, a transfer, a traffic jam): silences and dwells there are not stays
+    ongoing, next_end = _phone_trip_continues(tr, transitions, p.dwell_time_s)
+    # a silence is bridged when the phone was on a trip when it began and stayed so through it
+    # (an iOS visit reported inside the silence means it was a stay after all)
+    bridged = np.r_[False, ongoing[:-1] & (next_end[:-1] > t[1:])]
+    bridged &= ~_events_in_gaps(tr, transitions, _matching(transitions, "transition", ("VISIT_",)))
+    stay_gap = (((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
+                | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap) & ~bridged
+    brk = (tr.new_user | (dt > p.untracked_gap_s) | stay_gap
            | _events_in_gaps(tr, transitions, _matching(transitions, "transition",
                                                         RESTART_TRANSITIONS)))
     brk[0] = True
@@ -379,9 +404,6 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
     dwelling = np.zeros(n, dtype=bool)
     if cand.size:
         dwelling[cand[_within_radius(x, y, w[cand], cand, p.dwell_radius_m)]] = True
-    # the phone's own state machine says the trip goes on for a while yet (a wait at a bus
-    # stop, a traffic jam): not a stay
-    ongoing = _phone_trip_continues(tr, transitions, p.dwell_time_s)
     dwelling &= ~ongoing
     # every point of a dwelling window is at the stay
     di = np.flatnonzero(dwelling)
