@@ -108,3 +108,6 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
                f"peak RSS {ti.peak_rss_mb:7.0f} MiB")
     click.echo(f"ratio      : ours is {ti.wall_s / ours.wall_s:.1f}x faster end to end "
                f"(target >= 25x); peak RSS {ours.peak_rss_mb:.0f} MiB (target < 512 MiB)")
+
+
+from ..bench.fusion import command as _fusion_bench; command.add_command(_fusion_bench)  # noqa: E402,E702 (issue 6)

@@ -71,3 +71,6 @@ def segmentation(reference, synthetic, world, testers, days, seed, tolerance):
                        f"(pred {r['n_pred']}, ref {r['n_ref']})")
     click.echo(f"section boundaries within {tolerance:.0f} s of a true mode change: "
                f"{res['boundary_hits']}/{res['boundary_total']} = {res['boundary_share']:.3f}")
+
+
+from ._evaluate_fusion import command as _fusion_eval; command.add_command(_fusion_eval)  # noqa: E402,E702 (issue 6)
