@@ -15,6 +15,7 @@ from carbon.footprint import FootprintParams, compute_footprint
 from carbon.tariffs import load_tariffs
 from emission_ext.errors import ConfigError
 from emission_ext.reference import DATA as REF_DATA
+from emission_ext import schema
 from emission_ext.schema import MODES
 
 from .conftest import a_tester, make_sections
@@ -73,6 +74,7 @@ def test_carbon_per_mode_matches_hand_computation(factors, tariffs, construction
     sec = make_sections([(mode, dist, 600.0)])
     fp = compute_footprint(sec, a_tester(**profile), factors, tariffs,
                            params=FootprintParams(factors=FactorParams(include_construction=construction)))
+    schema.validate(fp, "footprint")
     row = fp.iloc[0]
     km = dist / 1000.0
     if expected.startswith("range:"):
