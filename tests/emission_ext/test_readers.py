@@ -470,3 +470,15 @@ def test_unknown_format_and_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read(tmp_path / "nope.json")
     assert issubclass(InputError, EmissionExtError)
+
+
+def test_points_csv_written_by_write_table_reads_back(tmp_path):
+    from emission_ext.io.writers import write_table
+
+    pts = read(DAYS[0]).points
+    raw = read(write_table(pts, tmp_path / "p.csv", table="points"))
+    assert raw.points["source"].unique().tolist() == ["csv"]
+    for col in ("lat", "lon", "accuracy_m", "speed_mps", "heading"):
+        np.testing.assert_array_equal(raw.points[col].to_numpy(), pts[col].to_numpy())
+    np.testing.assert_allclose(schema.to_unix(raw.points["ts"]), schema.to_unix(pts["ts"]),
+                               rtol=0, atol=1e-6)
