@@ -35,10 +35,10 @@ def render_text(user_id: str, tz: str, period: str, summary: pd.DataFrame, by_mo
     for r in summary.itertuples():
         start = r.period_start.strftime("%Y-%m-%d")
         rng = "" if r.co2e_kg_high - r.co2e_kg_low < 1e-9 and abs(r.co2e_kg_high - r.co2e_kg) < 1e-9 \
-            else f" (plausible total {r.co2e_kg_low:.1f} to {r.co2e_kg_high:.1f} kg)"
+            else f" (plausible total {r.co2e_kg_low:.2f} to {r.co2e_kg_high:.2f} kg)"
         unknown_cost = f" + {int(r.n_cost_unknown)} section(s) of unknown cost" if r.n_cost_unknown else ""
         lines.append("")
-        lines.append(f"{period} of {start} ({int(r.days_observed)} day(s) observed): {r.co2e_kg:.1f} kg CO2e{rng}, "
+        lines.append(f"{period} of {start} ({int(r.days_observed)} day(s) observed): {r.co2e_kg:.2f} kg CO2e{rng}, "
                      f"EUR {r.cost_eur:.2f}{unknown_cost}, {r.distance_km:.1f} km")
         m = by_mode[by_mode["period_start"] == r.period_start].sort_values("co2e_kg", ascending=False)
         for x in m.itertuples():
