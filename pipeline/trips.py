@@ -77,6 +77,8 @@ class TripParams:
         Consecutive confident STILL motion readings spanning this long make a stay.
     min_still_confidence : float
         Confidence (percent) for a STILL reading to count.
+    activity_window_s : float
+        A motion reading describes the points within this many seconds of it.
     departure_gap_s : float
         A stay point followed by a longer silence is not taken as the departure.
     end_at : str
@@ -95,6 +97,7 @@ class TripParams:
     untracked_gap_s: float = 12 * 3600.0
     dwell_points: int = 9
     still_min_s: float = 180.0
+    activity_window_s: float = 60.0
     min_still_confidence: float = 50.0
     departure_gap_s: float = 120.0
     end_at: str = "window_median"
@@ -299,6 +302,24 @@ def _phone_trip_continues(tr: Track, transitions: pd.DataFrame | None, margin_s:
     return on, next_end
 
 
+def _nearest_activity_is(tr: Track, motion: pd.DataFrame, activity: str, window_s: float
+                         ) -> np.ndarray:
+    """Per point: the nearest motion reading of its user within ``window_s`` is ``activity``."""
+    n = tr.t.size
+    m = motion.assign(u=pd.Index(tr.users).get_indexer(motion["user_id"].astype(str)),
+                      t=schema.to_unix(pd.to_datetime(motion["ts"], utc=True)))
+    m = m[m["u"] >= 0]
+    if len(m) == 0 or n == 0:
+        return np.zeros(n, dtype=bool)
+    m = m.assign(hit=(m["activity"].astype(str) == activity).astype(float))
+    left = pd.DataFrame({"u": tr.codes, "t": tr.t, "i": np.arange(n)}).sort_values("t", kind="stable")
+    res = pd.merge_asof(left, m[["u", "t", "hit"]].sort_values("t", kind="stable"), on="t", by="u",
+                        direction="nearest", tolerance=window_s)
+    out = np.zeros(n, dtype=bool)
+    out[res["i"].to_numpy()] = res["hit"].fillna(0.0).to_numpy() > 0
+    return out
+
+
 def _still_runs(tr: Track, motion: pd.DataFrame, min_s: float, min_conf: float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Points inside runs of consecutive confident STILL readings lasting >= ``min_s``, and the
@@ -435,7 +456,19 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
     dep, arr = _trim_to_radius(x, y, s_ext, e_ext, p.dwell_radius_m)
     if p.end_at == "arrival":
         e_ext = arr
-    else:  # window median; moves that never leave the radius are dropped below
+    else:
+        # window median for ends found by a stay; a trip cut by a silence (or the end of the
+        # data) ends where it arrived, not at the last stationary fix before the silence
+        # (when the phone reports motion, only if it calls the trimmed tail still)
+        trim = (e_ext == e) & (arr < e_ext)
+        if trim.any() and motion is not None and len(motion):
+            still_pt = _nearest_activity_is(tr, motion, "STILL", p.activity_window_s)
+            idx, k = expand_ranges(arr[trim] + 1, e_ext[trim])
+            share = np.bincount(k, weights=still_pt[idx], minlength=int(trim.sum())) / \
+                np.maximum(np.bincount(k, minlength=int(trim.sum())), 1)
+            trim[np.flatnonzero(trim)] = share >= 0.5
+        e_ext = np.where(trim, np.maximum(arr, s_ext), e_ext)
+        # moves that never leave the radius are dropped below
         e_ext = np.where(arr > dep, e_ext, s_ext)
 
     # filter jitter: too few points, too short
