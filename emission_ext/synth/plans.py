@@ -33,7 +33,7 @@ W, BI, CA, BU, BS, CS, FE, TR = (Mode.WALKING.value, Mode.BICYCLING.value, Mode.
 class PlanParams:
     """Behaviour probabilities (per day or per trip) and limits."""
 
-    p_lunch_trip: float = 0.3        # working day: go out for lunch (walk)
+    p_lunch_trip: float = 0.2        # working day: go out for lunch (walk)
     p_errand_after_work: float = 0.35
     p_evening_outing: float = 0.25
     outings_weekend: tuple[float, ...] = (0.2, 0.5, 0.3)   # P(0, 1, 2 outings) on a day off
@@ -43,7 +43,7 @@ class PlanParams:
     p_train_day: float = 0.04        # a day off is a train day trip
     p_carshare_outing: float = 0.6   # car-share members: an outing > 3 km by car share
     p_transfer: float = 0.15         # a bus trip takes a one-transfer itinerary when one exists
-    bus_radius_m: float = 700.0      # longest walk to/from a stop
+    bus_radius_m: float = 800.0      # longest walk to/from a stop
     bikeshare_radius_m: float = 600.0
 
 
@@ -218,8 +218,8 @@ class TesterLife:
         if purpose == "commute" and rng.random() < self.p.p_habit:
             return str(t["commute_mode"])
         w = {W: 5.0 * np.exp(-dist / 800.0), BI: 1.2 * (dist < 7000) if t["has_bike"] else 0.0,
-             CA: (0.5 + dist / 2000.0) if t["has_car"] else 0.0,
-             BU: 0.8 * (dist > 1200) if pd.notna(t["yelo_card_id"]) else 0.0,
+             CA: (0.8 + dist / 1500.0) if t["has_car"] else 0.0,
+             BU: 1.1 * (dist > 1200) if pd.notna(t["yelo_card_id"]) else 0.0,
              BS: 0.5 * (1000 < dist < 5000) if pd.notna(t["yelo_card_id"]) else 0.0}
         if sum(w.values()) <= 1e-9:
             w[W] = 1.0
@@ -331,30 +331,49 @@ class TesterLife:
         return out
 
     def _transit(self, day, t0, x0, y0, x1, y1, rtype):
-        ctx, rng = self.ctx, self.rng
+        """Walk - ride (- walk - ride) - walk on real GTFS trips; None when nothing fits."""
+        ctx = self.ctx
         origin = service_day_origin(day, ctx.tz)
         ready = t0 - origin
+        for _ in range(3):  # a walker who misses the planned bus takes a later one
+            state = self.rng.bit_generator.state
+            legs, late = self._try_transit(day, origin, ready, t0, x0, y0, x1, y1, rtype)
+            if legs is not None or late is None:
+                return legs
+            self.rng.bit_generator.state = state
+            ready += late + 60.0
+        return None
+
+    def _rides(self, day, ready, x0, y0, x1, y1, rtype):
+        ctx = self.ctx
         radius = self.p.bus_radius_m if rtype == BUS else 2600.0
-        key = (ctx.net.service_date(day), round(x0), round(y0), round(x1), round(y1), int(ready // 300), rtype)
+        prefer = bool(rtype == BUS and self.rng.random() < self.p.p_transfer)
+        key = (ctx.net.service_date(day), round(x0), round(y0), round(x1), round(y1), int(ready // 60), rtype,
+               prefer)
         if key not in ctx._ride_cache:
-            ctx._ride_cache[key] = ctx.net.find_rides(
-                day, ready, x0, y0, x1, y1, route_types=(rtype,), radius_m=radius,
-                prefer_transfer=bool(rtype == BUS and rng.random() < self.p.p_transfer))
-        rides = ctx._ride_cache[key]
+            ctx._ride_cache[key] = ctx.net.find_rides(day, ready, x0, y0, x1, y1, route_types=(rtype,),
+                                                      radius_m=radius, prefer_transfer=prefer)
+        return ctx._ride_cache[key]
+
+    def _try_transit(self, day, origin, ready, t0, x0, y0, x1, y1, rtype):
+        """Returns (legs, None), (None, seconds late for the first bus) or (None, None)."""
+        ctx, rng = self.ctx, self.rng
+        rides = self._rides(day, ready, x0, y0, x1, y1, rtype)
         if not rides:
-            return None
+            return None, None
         out = []
         t, x, y = t0, x0, y0
-        for ride in rides:
+        for k, ride in enumerate(rides):
             bx, by = ctx.net.stop_xy(ride.board_stop)
             lw = L.walk(rng, t, x, y, bx, by)
-            delay0 = float(np.clip(rng.normal(60.0, 80.0), -40.0, 420.0)) if rtype == BUS else \
-                float(np.clip(rng.normal(30.0, 60.0), -30.0, 300.0))
+            delay0 = float(np.clip(rng.normal(60.0, 80.0), -40.0, 300.0)) if rtype == BUS else \
+                float(np.clip(rng.normal(30.0, 60.0), -30.0, 240.0))
             sched = origin + ride.sched_dep_s
-            if sched + delay0 < lw.end + 10.0:          # the walker just makes it
-                delay0 = lw.end + 10.0 - sched
-                if delay0 > 900:
-                    return None
+            need = lw.end + 10.0 - sched          # the bus must not leave before the walker is there
+            if need > delay0:
+                if need > 300.0:                  # missed it: try a later departure
+                    return None, (need if k == 0 else 120.0)
+                delay0 = need
             path = ctx.net.ride_path(rng, ride, origin, delay0)
             L.stay_on(lw, float(path["t"][0]))
             out.append(lw)
@@ -366,7 +385,7 @@ class TesterLife:
             out.append(leg)
             t, x, y = leg.end, float(leg.x[-1]), float(leg.y[-1])
         out.append(L.walk(rng, t, x, y, x1, y1))
-        return out
+        return out, None
 
     def _bikeshare(self, t0, x0, y0, x1, y1):
         bs, rng = self.ctx.bike_st, self.rng

@@ -174,17 +174,24 @@ class TransitNet:
 
     def services_on(self, day: date) -> set[str]:
         """Service ids running on ``day`` (calendar + calendar_dates exceptions)."""
+        if "_cal" not in self._day_cache:
+            c = self.calendar
+            wd = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+            week = np.column_stack([c[d].astype(int).to_numpy() == 1 for d in wd])
+            start = c["start_date"].astype(int).to_numpy()
+            end = c["end_date"].astype(int).to_numpy()
+            exc: dict[int, tuple[set, set]] = {}
+            cd = self.calendar_dates
+            for sid, d, e in zip(cd.get("service_id", []), cd.get("date", []), cd.get("exception_type", [])):
+                add, rem = exc.setdefault(int(d), (set(), set()))
+                (add if int(e) == 1 else rem).add(sid)
+            self._day_cache["_cal"] = (c["service_id"].to_numpy(), week, start, end, exc)
+        sids, week, start, end, exc = self._day_cache["_cal"]
         ymd = int(day.strftime("%Y%m%d"))
-        wd = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"][day.weekday()]
-        c = self.calendar
-        on = (c[wd].astype(int) == 1) & (c["start_date"].astype(int) <= ymd) & (c["end_date"].astype(int) >= ymd)
-        s = set(c.loc[on, "service_id"])
-        cd = self.calendar_dates
-        if len(cd):
-            todays = cd[cd["date"].astype(int) == ymd]
-            s |= set(todays.loc[todays["exception_type"].astype(int) == 1, "service_id"])
-            s -= set(todays.loc[todays["exception_type"].astype(int) == 2, "service_id"])
-        return s
+        on = week[:, day.weekday()] & (start <= ymd) & (end >= ymd)
+        s = set(sids[on])
+        add, rem = exc.get(ymd, (set(), set()))
+        return (s | add) - rem
 
     def day_rows(self, day: date) -> np.ndarray:
         """Boolean mask over ``stop_times`` rows of the trips running on ``day`` (mapped)."""
@@ -362,7 +369,7 @@ class TransitNet:
         return rows.index.to_numpy(), res
 
     def ride_path(self, rng: np.random.Generator, ride: Ride, origin_unix: float,
-                  delay0_s: float, delay_sd_s: float = 12.0, dwell_s: tuple[float, float] = (8.0, 25.0),
+                  delay0_s: float, delay_sd_s: float = 8.0, dwell_s: tuple[float, float] = (8.0, 25.0),
                   ) -> dict:
         """The vehicle's timed path from boarding to alighting.
 
@@ -386,7 +393,7 @@ class TransitNet:
         sched_arr = origin_unix + rows["arr_s"].to_numpy()
         sched_dep = origin_unix + rows["dep_s"].to_numpy()
         delay = delay0_s + np.concatenate([[0.0], np.cumsum(rng.normal(0.0, delay_sd_s, n - 1))])
-        delay = np.clip(delay, -90.0, 900.0)
+        delay = np.clip(delay, -60.0, 360.0)
         sx_, sy_ = rows["x"].to_numpy(), rows["y"].to_numpy()
         if pos is not None:
             shp = self.shapes[self._trip_shape[ride.trip_id]]

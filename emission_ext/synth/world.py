@@ -214,21 +214,16 @@ def build_world(ref: Reference, p: WorldParams) -> World:
                 phone_off.add((uid, trip.trip_id))
             else:
                 r = sense_trip(srng, plat, trip.legs, (end_stay.x, end_stay.y), nxt, p.sensing, p.phone_faults)
-                n = r["ts"].size
                 leg = r["leg"]
                 n_per_leg = np.bincount(leg[leg >= 0], minlength=len(trip.legs))
-                lon, lat = geo.to_lonlat(r["x"], r["y"])
-                pts.append(pd.DataFrame({"user_id": uid, "ts": r["ts"], "lat": lat, "lon": lon,
-                                         "accuracy_m": r["acc"], "speed_mps": r["speed"],
-                                         "heading": r["heading"], "source": plat}))
+                n = r["ts"].size
+                pts.append((np.full(n, uid, dtype=object), r["ts"], r["x"], r["y"], r["acc"], r["speed"],
+                            r["heading"], np.full(n, plat, dtype=object)))
                 sec_arr = np.array(sec_ids + [None], dtype=object)[np.where(leg >= 0, leg, len(sec_ids))]
-                ptruth.append(pd.DataFrame({"trip_id": np.where(leg >= 0, trip.trip_id, None),
-                                            "section_id": sec_arr,
-                                            "fault": np.array(["none", "canyon", "outlier"])[r["fault"]]}))
-                mot.append(pd.DataFrame({"user_id": uid, "ts": r["motion_ts"], "activity": r["motion_act"],
-                                         "confidence": r["motion_conf"]}))
-                trans.append(pd.DataFrame([(uid, ts, name, state) for ts, name, state in r["transitions"]],
-                                          columns=["user_id", "ts", "transition", "state"]))
+                ptruth.append((np.where(leg >= 0, trip.trip_id, None), sec_arr, r["fault"]))
+                m = r["motion_ts"].size
+                mot.append((np.full(m, uid, dtype=object), r["motion_ts"], r["motion_act"], r["motion_conf"]))
+                trans.extend((uid, ts, name, state) for ts, name, state in r["transitions"])
                 if r["gap"] is not None:
                     gap = "battery_saver"
             for j, lg in enumerate(trip.legs):
@@ -245,10 +240,9 @@ def build_world(ref: Reference, p: WorldParams) -> World:
                                  ride.board_stop if ride else None, ride.alight_stop if ride else None))
                 if ride is not None:
                     ns = len(info["stop_ids"])
-                    bus_rows.append(pd.DataFrame({
-                        "user_id": uid, "section_id": sec_ids[j], "stop_id": info["stop_ids"],
-                        "seq": np.arange(ns), "arr_ts": info["stop_arr"], "dep_ts": info["stop_dep"],
-                        "sched_arr_ts": info["sched_arr"], "sched_dep_ts": info["sched_dep"]}))
+                    bus_rows.append((np.full(ns, uid, dtype=object), np.full(ns, sec_ids[j], dtype=object),
+                                     info["stop_ids"], np.arange(ns), info["stop_arr"], info["stop_dep"],
+                                     info["sched_arr"], info["sched_dep"]))
             X = np.concatenate([lg.x for lg in trip.legs])
             Y = np.concatenate([lg.y for lg in trip.legs])
             modes = [lg.mode for lg in trip.legs]
@@ -258,18 +252,25 @@ def build_world(ref: Reference, p: WorldParams) -> World:
                               trip.end - trip.start, _wkb(X, Y), trip.purpose, main, off, gap))
     # ---------------------------------------------------------------- tables
     tz = p.tz
-    points = pd.concat(pts, ignore_index=True) if pts else schema.empty("points")
-    point_truth = pd.concat(ptruth, ignore_index=True) if ptruth else pd.DataFrame(
-        columns=["trip_id", "section_id", "fault"])
+
+    def cat(chunks, k, dtype=None):
+        return np.concatenate([c[k] for c in chunks]) if chunks else np.empty(0, dtype=dtype or float)
+
+    lon, lat = geo.to_lonlat(cat(pts, 2), cat(pts, 3))
+    points = pd.DataFrame({"user_id": cat(pts, 0, object), "ts": cat(pts, 1), "lat": lat, "lon": lon,
+                           "accuracy_m": cat(pts, 4), "speed_mps": cat(pts, 5), "heading": cat(pts, 6),
+                           "source": cat(pts, 7, object)})
+    point_truth = pd.DataFrame({"trip_id": cat(ptruth, 0, object), "section_id": cat(ptruth, 1, object),
+                                "fault": np.array(["none", "canyon", "outlier"])[cat(ptruth, 2, int).astype(int)]})
     points, point_truth = _order_and_fault_points(rng, points, point_truth, p)
     points["ts"] = pd.to_datetime(points["ts"].astype(float), unit="s", utc=True)
     points = schema.coerce(points, "points")
-    motion = pd.concat(mot, ignore_index=True) if mot else schema.empty("motion")
+    motion = pd.DataFrame({"user_id": cat(mot, 0, object), "ts": cat(mot, 1), "activity": cat(mot, 2, object),
+                           "confidence": cat(mot, 3)})
     motion = motion.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
     motion["ts"] = pd.to_datetime(motion["ts"].astype(float), unit="s", utc=True)
     motion = schema.coerce(motion, "motion")
-    transitions = pd.concat(trans, ignore_index=True) if trans else pd.DataFrame(
-        columns=["user_id", "ts", "transition", "state"])
+    transitions = pd.DataFrame(trans, columns=["user_id", "ts", "transition", "state"])
     transitions["ts"] = pd.to_datetime(transitions["ts"].astype(float), unit="s", utc=True)
     transitions = schema.coerce(transitions, "transitions")
     pl = pd.DataFrame(place_rows, columns=["user_id", "place_id", "enter_ts", "exit_ts", "x", "y", "kind"])
@@ -306,8 +307,8 @@ def build_world(ref: Reference, p: WorldParams) -> World:
     files, flog = operator_files(orng, records, testers, p.operator_faults, tz, p.start)
     record_truth = record_truth.merge(flog[["record_id", "source", "fault", "skew_s"]],
                                       on=["record_id", "source"], how="left")
-    bus_stops = pd.concat(bus_rows, ignore_index=True) if bus_rows else pd.DataFrame(
-        columns=["user_id", "section_id", "stop_id", "seq", "arr_ts", "dep_ts", "sched_arr_ts", "sched_dep_ts"])
+    bus_cols = ["user_id", "section_id", "stop_id", "seq", "arr_ts", "dep_ts", "sched_arr_ts", "sched_dep_ts"]
+    bus_stops = pd.DataFrame({c: cat(bus_rows, k, object if k < 3 else None) for k, c in enumerate(bus_cols)})
     testers_out = schema.coerce(testers, "testers")
     return World(testers_out, points, motion, transitions, records, places, trips, sections, record_truth,
                  point_truth, bus_stops, files, p)
