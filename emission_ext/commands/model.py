@@ -1,0 +1,337 @@
+"""``emission-ext model``: build labelled data, train, evaluate and time the mode classifier.
+
+Why: the classifier is trained offline and shipped; these commands make that reproducible
+and measurable. ``dataset`` builds labelled section tables (synthetic worlds through the real
+segmentation, the real e-mission days) once, since that is the slow part; ``train`` fits and
+saves a model; ``evaluate`` prints accuracy, per-mode precision/recall/F1 and the confusion
+matrix next to the two baselines, the coarse agreement per real day, and can retrain per
+held-out day; ``overhead`` times features + prediction against segmentation on the same points.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, InputError
+from ._common import progress
+
+FEATURE_SETS = ("all", "no-transit", "gps", "gps-no-transit")
+
+
+def _feature_set(name: str) -> tuple[str, ...]:
+    from pipeline.features import FEATURES, MOTION_FEATURES, TRANSIT_FEATURES
+
+    drop = set()
+    if "no-transit" in name:
+        drop |= set(TRANSIT_FEATURES)
+    if name.startswith("gps"):
+        drop |= set(MOTION_FEATURES)
+    return tuple(f for f in FEATURES if f not in drop)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        out = []
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out += list(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+        return out
+    except ValueError:
+        raise click.BadParameter(f"seeds must look like 1,2,5-8, not {text!r}") from None
+
+
+def _build(data: str, seeds, testers, days, transit) -> pd.DataFrame:
+    """A labelled table from ``synth``, ``real`` or a Parquet/CSV file."""
+    from ..models.dataset import real_sections, synthetic_sections
+
+    if data == "synth":
+        frames = [synthetic_sections(s, testers, days, transit)
+                  for s in progress(seeds, desc="synthetic worlds", unit="world")]
+        df = pd.concat(frames, ignore_index=True)
+        df["source"] = "synth"
+        return df
+    if data == "real":
+        df = real_sections(transit)
+        df["source"] = "real"
+        return df
+    path = Path(data)
+    if not path.exists():
+        raise InputError(data, "no such dataset file (or use 'synth' / 'real')")
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - unreadable file is a user mistake
+        raise InputError(data, f"cannot read dataset: {exc}") from None
+    if "label" not in df.columns:
+        raise InputError(data, "not a labelled section table (no 'label' column)", field="label")
+    return df
+
+
+def _load_data(datas, seeds, testers, days, no_transit=False) -> pd.DataFrame:
+    transit = None
+    if not no_transit and any(d in ("synth", "real") for d in datas):
+        from ..models.apply import transit_index
+
+        transit = transit_index()
+    return pd.concat([_build(d, seeds, testers, days, transit) for d in datas], ignore_index=True)
+
+
+_data_opts = [
+    click.option("--data", "datas", multiple=True, required=True,
+                 help="'synth' (generate worlds), 'real' (shipped e-mission days) or a table written "
+                      "by `model dataset` (.parquet/.csv). Repeatable."),
+    click.option("--seeds", default="1-3", show_default=True, help="Synthetic world seeds (e.g. 1,2,5-8)."),
+    click.option("--testers", default=20, show_default=True, help="Testers per synthetic world."),
+    click.option("--days", default=5, show_default=True, help="Days per synthetic world."),
+]
+
+
+def data_options(f):
+    for opt in reversed(_data_opts):
+        f = opt(f)
+    return f
+
+
+@click.group("model")
+def command():
+    """Mode classifier: build data, train, evaluate, time."""
+
+
+@command.command("dataset")
+@data_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .parquet or .csv.")
+def dataset_cmd(datas, seeds, testers, days, out):
+    """Build a labelled section table (features + true mode + group) and write it to OUT."""
+    t0 = time.perf_counter()
+    df = _load_data(datas, _seeds(seeds), testers, days)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out, index=False) if out.suffix == ".parquet" else df.to_csv(out, index=False)
+    counts = df["label"].fillna("(none)").value_counts().to_dict()
+    click.echo(f"{len(df)} sections, {df['group'].nunique()} groups -> {out} "
+               f"({time.perf_counter() - t0:.1f} s); labels {counts}")
+
+
+def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with a label (and, for synthetic ones, enough purity); synthetic rows are
+    duplicated with the motion features removed so the model also works without them."""
+    from pipeline.features import MOTION_FEATURES
+
+    purity = df["purity"] if "purity" in df else pd.Series(np.nan, index=df.index)
+    keep = df["label"].notna() & (purity.isna() | (purity >= min_purity))
+    d = df[keep]
+    if drop_motion_copy:
+        has_motion = d[list(MOTION_FEATURES)].notna().any(axis=1)
+        copy = d[has_motion].copy()
+        copy[list(MOTION_FEATURES)] = np.nan
+        d = pd.concat([d, copy], ignore_index=True)
+    return d, d["label"].to_numpy(dtype=object)
+
+
+@command.command("train")
+@data_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Model file (.skops).")
+@click.option("--features", "feature_set", type=click.Choice(FEATURE_SETS), default="all", show_default=True,
+              help="Feature set: all, without GTFS transit features, GPS only (no motion), or both.")
+@click.option("--min-confidence", default=0.5, show_default=True, help="Below: UNKNOWN.")
+@click.option("--min-purity", default=0.6, show_default=True,
+              help="Train only on synthetic sections whose points are mostly one true mode.")
+@click.option("--max-iter", default=200, show_default=True, help="Boosting iterations.")
+@click.option("--threads", default=1, show_default=True, help="OpenMP threads for training.")
+def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter, threads):
+    """Train the mode classifier and save it (skops) to OUT."""
+    from pipeline.modes import ModeClassifier
+
+    from ..models import save_model
+
+    t0 = time.perf_counter()
+    df = _load_data(datas, _seeds(seeds), testers, days, no_transit="no-transit" in feature_set)
+    X, y = _training_rows(df, min_purity, drop_motion_copy=not feature_set.startswith("gps"))
+    if len(X) == 0:
+        raise ConfigError("no labelled section to train on")
+    model = ModeClassifier(features=_feature_set(feature_set), min_confidence=min_confidence,
+                           max_iter=max_iter, n_threads=threads)
+    model.fit(X, y)
+    labels, counts = np.unique(y.astype(str), return_counts=True)
+    info = {
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": list(datas),
+        "groups": int(X["group"].nunique()) if "group" in X else None,
+        "rows": int(len(X)),
+        "labels": {str(k): int(v) for k, v in zip(labels, counts)},
+        "feature_set": feature_set,
+        "min_purity": min_purity,
+    }
+    save_model(model, out, info)
+    click.echo(f"trained on {len(X)} sections {info['labels']} with {len(model.features_in_)} features "
+               f"({feature_set}) -> {out} ({time.perf_counter() - t0:.1f} s)")
+
+
+def _fmt_report(name: str, rep: dict) -> str:
+    lines = [f"{name}: accuracy {rep['accuracy']:.3f} on {rep['n']} sections"]
+    return "\n".join(lines)
+
+
+def _per_mode_table(reports: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for name, rep in reports.items():
+        for mode, m in rep["per_mode"].items():
+            rows.append({"mode": mode, "method": name, "precision": m["precision"], "recall": m["recall"],
+                         "f1": m["f1"], "support": m["support"]})
+    t = pd.DataFrame(rows)
+    return t.pivot_table(index=["mode", "support"], columns="method", values=["precision", "recall", "f1"],
+                         sort=False).round(3)
+
+
+def _predict(model, X: pd.DataFrame) -> np.ndarray:
+    return model.predict(X)
+
+
+@command.command("evaluate")
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False),
+              help="Model file(s) (default: the shipped model). Several are compared side by side.")
+@data_options
+@click.option("--min-purity", default=0.0, show_default=True,
+              help="Evaluate only synthetic sections at least this pure (0: every labelled section).")
+@click.option("--gps-only", is_flag=True, help="Remove the motion-activity features before predicting.")
+@click.option("--retrain-from", type=click.Path(exists=True, dir_okay=False),
+              help="Training table: retrain the (first) model's configuration once per held-out real "
+                   "day on this table plus the other real days, and report each day (leave-one-day-out).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
+def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retrain_from, json_out):
+    """Per-mode precision/recall/F1, confusion matrix and accuracy on labelled sections,
+    next to the trackintel speed-bin and e-mission rule baselines."""
+    from pipeline.baselines import emission_rules, speed_bins
+    from pipeline.features import MOTION_FEATURES
+    from pipeline.modes import COARSE, ModeClassifier, mode_report
+
+    from ..models import DEFAULT_MODEL_PATH, read_model
+
+    paths = list(models) or [str(DEFAULT_MODEL_PATH)]
+    loaded = {Path(p).stem: read_model(p)[0] for p in paths}
+    df = _load_data(datas, _seeds(seeds), testers, days)
+    if gps_only:
+        df = df.copy()
+        df[list(MOTION_FEATURES)] = np.nan
+    results: dict = {"data": list(datas), "models": paths, "gps_only": gps_only}
+
+    # 1) sections with a physical label (synthetic truth, user-confirmed real sections)
+    purity = df["purity"] if "purity" in df else pd.Series(np.nan, index=df.index)
+    lab = df[df["label"].notna() & (purity.isna() | (purity >= min_purity))]
+    if "source" in lab and (lab["source"] == "real").any():
+        # real rows' labels partly come from the phone's coarse mode: judged in part 2
+        lab = lab[lab["source"] != "real"]
+    if len(lab):
+        preds = {name: _predict(m, lab) for name, m in loaded.items()}
+        preds["speed_bins"] = speed_bins(lab).to_numpy()
+        preds["emission_rules"] = emission_rules(lab).to_numpy()
+        reports = {k: mode_report(lab["label"], v) for k, v in preds.items()}
+        click.echo(f"\n== {len(lab)} labelled sections ({lab['group'].nunique()} held-out groups) ==")
+        for k, r in reports.items():
+            click.echo(_fmt_report(k, r))
+        click.echo("\nper-mode precision / recall / F1:")
+        click.echo(_per_mode_table(reports).to_string())
+        for k in loaded:
+            click.echo(f"\nconfusion matrix ({k}; rows = truth, columns = predicted):")
+            click.echo(reports[k]["confusion"].to_string())
+        results["labelled"] = {k: {kk: vv for kk, vv in r.items() if kk != "confusion"} | {
+            "confusion": r["confusion"].to_dict()} for k, r in reports.items()}
+
+    # 2) real days: agreement with the phone-sensed coarse mode, per day
+    if "coarse" in df and df["coarse"].notna().any():
+        real = df[df["coarse"].notna()].copy()
+        real[list(MOTION_FEATURES)] = np.nan  # GPS features only
+        per_day = {}
+        method_preds: dict[str, np.ndarray] = {}
+        if retrain_from:
+            first = next(iter(loaded.values()))
+            train_df = _build(retrain_from, [], 0, 0, None)
+            pred = np.empty(len(real), dtype=object)
+            for day in progress(sorted(real["day"].unique()), desc="held-out days", unit="day"):
+                others = df[(df.get("source") == "real") & (df["day"] != day)] if "day" in df else df.iloc[0:0]
+                X, y = _training_rows(pd.concat([train_df, others], ignore_index=True), 0.6, True)
+                m = ModeClassifier(**first.get_params()).fit(X, y)
+                sel = (real["day"] == day).to_numpy()
+                pred[sel] = m.predict(real[sel])
+            method_preds["retrained_per_day"] = pred
+        else:
+            for name, m in loaded.items():
+                method_preds[name] = _predict(m, real)
+        method_preds["speed_bins"] = speed_bins(real).to_numpy()
+        method_preds["emission_rules_gps"] = emission_rules(real).to_numpy()
+        rows = []
+        for name, pred in method_preds.items():
+            coarse = pd.Series(pred, index=real.index).map(COARSE)
+            ok = (coarse == real["coarse"]).to_numpy()
+            for day, grp in real.groupby("day"):
+                sel = (real["day"] == day).to_numpy()
+                rows.append({"day": day, "method": name, "sections": int(sel.sum()),
+                             "agreement": float(ok[sel].mean())})
+            rows.append({"day": "ALL", "method": name, "sections": len(real), "agreement": float(ok.mean())})
+            per_day[name] = rows
+        t = pd.DataFrame(rows).pivot_table(index=["day", "sections"], columns="method",
+                                           values="agreement", sort=False).round(3)
+        click.echo("\n== real e-mission days: agreement with the phone-sensed coarse mode "
+                   "(on foot / bicycle / vehicle), GPS features only ==")
+        click.echo(t.to_string())
+        results["real_coarse_agreement"] = pd.DataFrame(rows).to_dict(orient="records")
+    if json_out:
+        Path(json_out).write_text(json.dumps(results, indent=1, default=str))
+
+
+@command.command("overhead")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
+              help="Points CSV (SPEC columns), e.g. the benchmark's points_1000000.csv.")
+@click.option("--points", "n_points", default=1_000_000, show_default=True,
+              help="Without --csv: generate this many synthetic points.")
+@click.option("--users", default=50, show_default=True)
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Default: the shipped model.")
+def overhead_cmd(csv_path, n_points, users, model_path):
+    """Time mode classification (transit index, features, prediction) against segmentation
+    on the same points, as `process` would run them."""
+    from pipeline.features import section_features
+    from pipeline.modes import classify_sections
+    from pipeline.segment import segment_user
+
+    from ..models import load_model
+    from ..models.apply import transit_index
+
+    if csv_path:
+        from ..io.readers import read
+
+        raw = read(csv_path, fmt="csv")
+        points, motion, transitions = raw.points, raw.motion, raw.transitions
+    else:
+        from ..bench.points import synth_points, simple_points
+
+        points = synth_points(n_points, users)
+        if points is None:
+            points = simple_points(n_points, users)
+        motion = transitions = None
+    motion = motion if motion is not None and len(motion) else None
+    transitions = transitions if transitions is not None and len(transitions) else None
+    t0 = time.perf_counter()
+    seg = segment_user(points, motion, transitions)
+    t1 = time.perf_counter()
+    ti = transit_index()
+    t2 = time.perf_counter()
+    model = load_model(model_path)
+    t3 = time.perf_counter()
+    feats = section_features(seg["labelled_points"], seg["sections"].reset_index(drop=True), motion, ti)
+    t4 = time.perf_counter()
+    classify_sections(seg["sections"].reset_index(drop=True), feats, model)
+    t5 = time.perf_counter()
+    seg_s, per_run = t1 - t0, (t4 - t3) + (t5 - t4)
+    click.echo(f"{len(points)} points, {len(seg['sections'])} sections")
+    click.echo(f"segmentation {seg_s:.2f} s | transit index build {t2 - t1:.2f} s (once per process) | "
+               f"model load {t3 - t2:.2f} s (once) | features {t4 - t3:.2f} s | predict {t5 - t4:.2f} s")
+    click.echo(f"features+predict = {100 * per_run / seg_s:.1f}% of segmentation time; "
+               f"with the one-off index build and model load: {100 * (t5 - t1) / seg_s:.1f}%")

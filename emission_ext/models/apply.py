@@ -1,0 +1,57 @@
+"""Classify segmented sections with the shipped model: the one call `process` and the runner use.
+
+Why: features need the GTFS transit index and the model, both loaded once per process and
+then reused for every user; this module owns that caching so the pure algorithms
+(:mod:`pipeline.features`, :mod:`pipeline.modes`) never touch files.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+
+from emission_ext.schema import DEFAULT_TZ
+
+
+@lru_cache(maxsize=2)
+def transit_index(path: str | None = None):
+    """The :class:`pipeline.transit.TransitIndex` of the shipped Yélo feed (or of the GTFS zip
+    at ``path``), built once per process."""
+    from emission_ext.reference import GTFS_PATH, load_gtfs
+    from pipeline.transit import TransitIndex
+
+    return TransitIndex.from_gtfs(load_gtfs(path or GTFS_PATH))
+
+
+def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
+                motion: pd.DataFrame | None = None, *, tz: str = DEFAULT_TZ,
+                model="default", transit="default") -> pd.DataFrame:
+    """Sections with ``mode``, ``mode_confidence`` and ``mode_source`` set.
+
+    Parameters
+    ----------
+    sections, labelled_points, motion : DataFrame
+        Output of :func:`pipeline.segment.segment_user` and the phone's motion (optional).
+    tz : str
+        Time zone used for the hour-of-day features.
+    model : "default", None, path or ModeClassifier
+        ``"default"``: the shipped model (rules when none is shipped); ``None``: the rules.
+    transit : "default", None or TransitIndex
+        ``"default"``: the shipped Yélo feed; ``None``: no transit features.
+    """
+    from pipeline.features import FeatureParams, section_features
+    from pipeline.modes import ModeClassifier, classify_sections
+
+    from . import load_model
+
+    if isinstance(model, str):
+        model = load_model(None if model == "default" else model)
+    elif model is not None and not isinstance(model, ModeClassifier):
+        raise TypeError(f"model must be a ModeClassifier, a path, 'default' or None, not {type(model)}")
+    if isinstance(transit, str) and transit == "default":
+        transit = transit_index()
+    sec = sections.reset_index(drop=True)
+    feats = section_features(labelled_points, sec,
+                             motion if motion is not None and len(motion) else None, transit,
+                             FeatureParams(tz=tz))
+    return classify_sections(sec, feats, model)

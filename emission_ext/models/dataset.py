@@ -1,0 +1,210 @@
+"""Labelled section tables for training and evaluating the mode classifier.
+
+Why: the classifier learns from, and is judged on, sections the product itself would produce.
+Two sources are allowed (GeoLife is not: non-commercial licence):
+
+* synthetic worlds (:func:`emission_ext.synth.generate_world`, several seeds): the phone
+  points go through the real segmentation (:func:`pipeline.segment.segment_user`), and each
+  resulting section takes the true mode of the truth section covering most of its points;
+* the real e-mission phone days shipped in ``emission_ext/data/emission_real``: sections are
+  e-mission's own (``*.ground_truth.json.gz``), labelled with the phone-sensed coarse mode
+  (on foot / bicycle / vehicle) and, where the user confirmed a trip
+  (``*.user_inputs.json.gz``), with that confirmed mode.
+
+Each row keeps its group (tester or day) so evaluation can hold out whole testers/days.
+This is orchestration (it reads the shipped files and runs the pipeline), not an algorithm.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emission_ext import schema
+from emission_ext.reference import EMISSION_REAL_DIR, emission_real_days
+from pipeline.features import FeatureParams, section_features
+from pipeline.modes import physical_modes
+
+#: e-mission sensed modes -> coarse class.
+SENSED_COARSE = {"ON_FOOT": "on_foot", "WALKING": "on_foot", "RUNNING": "on_foot",
+                 "BICYCLING": "bicycle", "IN_VEHICLE": "vehicle"}
+#: e-mission user mode labels -> physical mode.
+USER_LABELS = {"walk": "WALKING", "bike": "BICYCLING", "e-bike": "BICYCLING", "bikeshare": "BICYCLING",
+               "bus": "BUS", "free_shuttle": "BUS", "train": "TRAIN", "car": "CAR",
+               "drove_alone": "CAR", "shared_ride": "CAR", "taxi": "CAR", "ferry": "FERRY"}
+#: physical mode -> coarse class.
+LABEL_COARSE = {"WALKING": "on_foot", "BICYCLING": "bicycle", "BUS": "vehicle", "CAR": "vehicle",
+                "TRAIN": "vehicle", "FERRY": "vehicle"}
+#: coarse sensed mode -> the physical label used for training when no user label exists.
+COARSE_TRAIN_LABEL = {"on_foot": "WALKING", "bicycle": "BICYCLING"}
+
+
+def truth_labels(labelled_points: pd.DataFrame, sections: pd.DataFrame,
+                 truth_sections: pd.DataFrame) -> pd.DataFrame:
+    """True physical mode of each section: the mode of the truth section holding most of its points.
+
+    Returns a frame aligned on ``sections.index`` with ``label`` (None when no point falls in
+    a truth section) and ``purity`` (share of the section's points in that truth mode).
+    """
+    n = len(sections)
+    out = pd.DataFrame({"label": pd.Series([None] * n, index=sections.index, dtype=object),
+                        "purity": np.zeros(n)}, index=sections.index)
+    lp = labelled_points[labelled_points["section_id"].notna()]
+    if n == 0 or len(lp) == 0 or len(truth_sections) == 0:
+        return out
+    ts = truth_sections.assign(_mode=physical_modes(truth_sections["mode"]))
+    truth = pd.DataFrame({"user_id": ts["user_id"].astype(str).to_numpy(),
+                          "start": schema.to_unix(ts["start_ts"]), "end": schema.to_unix(ts["end_ts"]),
+                          "mode": ts["_mode"].to_numpy()}).sort_values("start")
+    pts = pd.DataFrame({"user_id": lp["user_id"].astype(str).to_numpy(),
+                        "section_id": lp["section_id"].astype(str).to_numpy(),
+                        "t": schema.to_unix(lp["ts"])}).sort_values("t")
+    m = pd.merge_asof(pts, truth, left_on="t", right_on="start", by="user_id", direction="backward")
+    m = m[(m["t"] <= m["end"]) & m["mode"].notna()]
+    if len(m) == 0:
+        return out
+    cnt = m.groupby(["user_id", "section_id", "mode"]).size().rename("k").reset_index()
+    tot = pts.groupby(["user_id", "section_id"]).size().rename("total").reset_index()
+    best = cnt.sort_values("k", ascending=False).drop_duplicates(["user_id", "section_id"])
+    best = best.merge(tot, on=["user_id", "section_id"])
+    key = pd.MultiIndex.from_arrays([sections["user_id"].astype(str), sections["section_id"].astype(str)])
+    bidx = pd.MultiIndex.from_arrays([best["user_id"], best["section_id"]])
+    pos = bidx.get_indexer(key)
+    ok = pos >= 0
+    out.loc[ok, "label"] = best["mode"].to_numpy()[pos[ok]]
+    out.loc[ok, "purity"] = (best["k"] / best["total"]).to_numpy()[pos[ok]]
+    return out
+
+
+def synthetic_sections(seed: int, testers: int, days: int, transit=None, *,
+                       motion: bool = True, world=None) -> pd.DataFrame:
+    """Features and true labels of the segmented sections of one synthetic world.
+
+    Columns: the features, ``label``, ``purity``, ``user_id``, ``section_id``, ``group``
+    (``"<seed>:<user_id>"``: one tester of one world) and ``seed``.
+    """
+    from emission_ext.synth import generate_world
+    from pipeline.segment import segment_user
+
+    w = world if world is not None else generate_world(testers=testers, days=days, seed=seed)
+    seg = segment_user(w.points, w.motion, w.transitions)
+    sections = seg["sections"].reset_index(drop=True)
+    feats = section_features(seg["labelled_points"], sections, w.motion if motion else None, transit,
+                             FeatureParams(tz=w.params.tz))
+    lab = truth_labels(seg["labelled_points"], sections, w.truth_sections)
+    out = pd.concat([feats, lab], axis=1)
+    out["user_id"] = sections["user_id"].astype(str).to_numpy()
+    out["section_id"] = sections["section_id"].astype(str).to_numpy()
+    out["group"] = f"{seed}:" + out["user_id"]
+    out["seed"] = seed
+    return out
+
+
+@dataclass(frozen=True)
+class RealDay:
+    """One real e-mission day: its sections (schema-like), points and labels."""
+
+    name: str
+    tz: str
+    points: pd.DataFrame
+    motion: pd.DataFrame
+    sections: pd.DataFrame  # user_id, trip_id, section_id, start_ts, end_ts, sensed, coarse, user_label
+
+
+def _walk_sections(node, out: list) -> None:
+    if isinstance(node, dict):
+        props = node.get("properties") or {}
+        if node.get("type") == "Feature" and props.get("feature_type") == "section":
+            out.append(props)
+        for f in node.get("features") or []:
+            _walk_sections(f, out)
+
+
+def read_real_day(path: Path) -> RealDay | None:
+    """Read a shipped real day and e-mission's sections for it (None when it has no ground truth)."""
+    from emission_ext.io.readers import read
+
+    name = path.name[: -len(".json.gz")]
+    gt_path = path.with_name(f"{name}.ground_truth.json.gz")
+    if not gt_path.exists():
+        return None
+    raw = read(path)
+    with gzip.open(gt_path, "rt", encoding="utf-8") as fh:
+        gt = json.load(fh)
+    props: list = []
+    for trip in gt.get("data", []):
+        _walk_sections(trip, props)
+    user = str(raw.points["user_id"].iloc[0]) if len(raw.points) else name
+    tz = (getattr(raw, "tz", None) or {}).get(user, schema.DEFAULT_TZ)
+    sensed = [str(p.get("sensed_mode", "")).split(".")[-1] for p in props]
+    secs = pd.DataFrame({
+        "user_id": user,
+        "trip_id": [str((p.get("trip_id") or {}).get("$oid", "")) for p in props],
+        "section_id": [f"{name}-{i}" for i in range(len(props))],
+        "start_ts": schema.from_unix([p["start_ts"] for p in props]),
+        "end_ts": schema.from_unix([p["end_ts"] for p in props]),
+        "sensed": sensed,
+        "coarse": [SENSED_COARSE.get(s) for s in sensed],
+        "user_label": None,
+    })
+    ui_path = path.with_name(f"{name}.user_inputs.json.gz")
+    if ui_path.exists() and len(secs):
+        with gzip.open(ui_path, "rt", encoding="utf-8") as fh:
+            inputs = json.load(fh)
+        s0, s1 = schema.to_unix(secs["start_ts"]), schema.to_unix(secs["end_ts"])
+        labels = np.array([None] * len(secs), dtype=object)
+        for e in inputs:  # a handful of entries per day
+            if e.get("metadata", {}).get("key") != "manual/mode_confirm":
+                continue
+            d = e["data"]
+            mode = USER_LABELS.get(str(d.get("label")))
+            if mode is None:
+                continue
+            # a confirmation is per trip: it names the sections the phone sensed alike
+            # (a "car" trip's walk to the car park keeps its sensed walking)
+            inside = ((s0 >= d["start_ts"] - 60) & (s1 <= d["end_ts"] + 60)
+                      & (secs["coarse"].to_numpy() == LABEL_COARSE[mode]))
+            labels[inside] = mode
+        secs["user_label"] = labels
+    return RealDay(name, tz, raw.points, raw.motion, secs)
+
+
+def real_sections(transit=None, days: list[Path] | None = None) -> pd.DataFrame:
+    """Features (GPS only: motion removed) and labels of e-mission's sections on the real days.
+
+    Columns: the features, ``coarse`` (phone-sensed: on_foot | bicycle | vehicle | None),
+    ``user_label``, ``label`` (training label: user label, else WALKING/BICYCLING from the
+    coarse mode, else None: a sensed vehicle is not told apart), ``group`` (the day).
+    """
+    from pipeline.clean import clean_points
+
+    frames = []
+    for path in days or emission_real_days():
+        day = read_real_day(Path(path))
+        if day is None or len(day.sections) == 0:
+            continue
+        clean, _ = clean_points(day.points)
+        clean = clean.sort_values("ts").reset_index(drop=True)
+        secs = day.sections.sort_values("start_ts").reset_index(drop=True)
+        t = schema.to_unix(clean["ts"])
+        s0, s1 = schema.to_unix(secs["start_ts"]), schema.to_unix(secs["end_ts"])
+        k = np.searchsorted(s0, t, side="right") - 1
+        inside = (k >= 0) & (t <= s1[np.maximum(k, 0)])
+        lp = clean.assign(section_id=np.where(inside, secs["section_id"].to_numpy()[np.maximum(k, 0)], None),
+                          trip_id=None)
+        feats = section_features(lp, secs, None, transit, FeatureParams(tz=day.tz))
+        out = pd.concat([feats, secs[["user_id", "section_id", "sensed", "coarse", "user_label"]]], axis=1)
+        out["label"] = [u if u is not None else COARSE_TRAIN_LABEL.get(c)
+                        for u, c in zip(out["user_label"], out["coarse"])]
+        out["group"] = day.name
+        out["day"] = day.name
+        frames.append(out)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+__all__ = ["truth_labels", "synthetic_sections", "real_sections", "read_real_day", "RealDay",
+           "EMISSION_REAL_DIR"]
