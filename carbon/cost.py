@@ -278,14 +278,14 @@ def section_costs(sections: pd.DataFrame, testers: pd.DataFrame | None, factor_i
     if park is not None and len(park):
         pc, ptid = parking_costs(park, prof, tariffs)
         add = pd.DataFrame({"k": park["_key"].to_numpy(), "c": pc, "t": ptid})
-        agg = add.groupby("k").agg(c=("c", lambda x: x.sum(min_count=1)),
-                                   t=("t", lambda x: "+".join(sorted(set(x)))))
-        pcost = keys.map(agg["c"]).to_numpy(dtype="float64", na_value=np.nan)
-        pt = keys.map(agg["t"]).astype(object).to_numpy()
+        csum = add.groupby("k")["c"].sum(min_count=1)
+        tj = add.drop_duplicates(["k", "t"]).sort_values(["k", "t"]).groupby("k")["t"].agg("+".join)
+        pcost = keys.map(csum).to_numpy(dtype="float64", na_value=np.nan)
+        pt = keys.map(tj).to_numpy(dtype=object, na_value=None)
         has = pd.notna(pt)
         cost[has] = np.where(np.isnan(cost[has]), pcost[has], cost[has] + pcost[has])
-        tid[has] = np.where(pd.isna(tid[has]), pt[has],
-                            pd.Series(tid[has], dtype=object).astype(str).to_numpy(dtype=object) + "+" + pt[has])
+        mode_t = pd.Series(tid[has], dtype=object).fillna("").to_numpy(dtype=object)
+        tid[has] = np.where(mode_t == "", pt[has], mode_t + "+" + pt[has])
     return pd.DataFrame({"cost_eur": cost, "tariff_id": tid})
 
 

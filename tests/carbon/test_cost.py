@@ -248,3 +248,13 @@ def test_pass_inferred_from_validation_records(factors, tariffs):
     fp = fp_of(sec, a_tester(yelo_pass=None), factors, tariffs, r)
     assert fp.cost_eur.tolist() == pytest.approx([tariffs["pass_annual"] / 12 / 2] * 2)
     assert set(fp.tariff_id) == {"pass_annual"}
+
+
+def test_parking_on_a_section_without_mode_tariff(factors, tariffs):
+    # a car section of a tester with no car profile (cost unknown) still carries the parking paid
+    sec = make_sections([("CAR", 5000.0, 600.0), ("WALKING", 300.0, 300.0)])
+    r = pd.DataFrame([rec(sec, 0, source="parking", kind="parking_session", car_park_id="17300-P-009",
+                          start_ts=sec.end_ts[0], end_ts=sec.end_ts[0] + pd.Timedelta(hours=1), amount_eur=2.2)])
+    fp = fp_of(sec, a_tester(), factors, tariffs, r)
+    assert fp.cost_eur.tolist() == pytest.approx([2.2, 0.0])
+    assert fp.tariff_id.tolist() == ["parking_record", "none"]
