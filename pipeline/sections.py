@@ -48,8 +48,6 @@ class SectionParams:
         A motion reading counts for a point within this many seconds.
     min_activity_confidence : float
         Readings below this confidence (percent) are ignored.
-    motor_override_mps : float
-        Above this smoothed speed the point is motorised whatever the phone says.
     max_merge_passes : int
         Upper bound on flip-flop merging passes.
     still_radius_m : float
@@ -63,9 +61,8 @@ class SectionParams:
     min_section_s: float = 90.0
     activity_window_s: float = 60.0
     min_activity_confidence: float = 50.0
-    motor_override_mps: float = 11.0
     max_merge_passes: int = 50
-    still_radius_m: float = 100.0
+    still_radius_m: float = 40.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -112,9 +109,11 @@ def _activity_class(tr: Track, motion: pd.DataFrame | None, p: SectionParams) ->
     if motion is None or len(motion) == 0 or n == 0:
         return out
     m = motion[["user_id", "ts", "activity", "confidence"]].copy()
-    m["cls"] = m["activity"].astype(str).map(ACTIVITY_CLASS)
+    # STILL (and other non-mode readings) take part as "no opinion": they keep an older
+    # moving reading from speaking for a point where the phone already saw a stop
+    m["cls"] = m["activity"].astype(str).map(ACTIVITY_CLASS).fillna(-1)
     conf = pd.to_numeric(m["confidence"], errors="coerce").fillna(100.0)
-    m = m[m["cls"].notna() & (conf >= p.min_activity_confidence)]
+    m = m[conf >= p.min_activity_confidence]
     if len(m) == 0:
         return out
     ucode = pd.Index(tr.users).get_indexer(m["user_id"].astype(str))
@@ -127,6 +126,7 @@ def _activity_class(tr: Track, motion: pd.DataFrame | None, p: SectionParams) ->
                         tolerance=p.activity_window_s)
     ok = res["cls"].notna().to_numpy()
     out[res["i"].to_numpy()[ok]] = res["cls"].to_numpy()[ok].astype(np.int64)
+    out[out < 0] = -1
     return out
 
 
@@ -203,7 +203,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     speed = _smoothed_speed(tr, trip_of, p.smooth_s)
     cls = np.where(speed <= p.walk_max_mps, WALK, np.where(speed <= p.bike_max_mps, BIKE, MOTOR))
     act = _activity_class(tr, motion, p)
-    use_act = (act >= 0) & ~(speed > p.motor_override_mps)
+    # the phone's activity decides, unless the speed plainly contradicts it (walking at bus
+    # speed, cycling at car speed); a vehicle that stands still stays a vehicle
+    use_act = ((act == MOTOR) | ((act == WALK) & (speed <= 2 * p.walk_max_mps))
+               | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps)))
     cls = np.where(use_act, act, cls)
     inside = np.flatnonzero(trip_of >= 0)
     g = trip_of[inside]
