@@ -70,11 +70,14 @@ def render_text(user_id: str, tz: str, period: str, summary: pd.DataFrame, by_mo
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
               help="text: a readable budget; json: summary and by-mode tables; csv: the by-mode table.")
 @click.option("--sections", "per_section", is_flag=True,
-              help="Print the per-section footprint table (CSV) instead of the budget.")
+              help="Output the per-section footprint table instead of the budget (CSV on stdout, "
+                   "or --out FILE.csv|.parquet).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --sections: write the table here (format from the extension).")
 @carbon_options
 @store_option
 @click.pass_context
-def command(ctx, user_id, period, date_from, date_to, fmt, per_section, construction, car_cost, occupancy,
+def command(ctx, user_id, period, date_from, date_to, fmt, per_section, out, construction, car_cost, occupancy,
             factors_path, tariffs_path, store, store_db):
     """CO2e (kg), cost (EUR) and distance by mode per day/week/month for one tester, with the
     trend and the panel and French averages."""
@@ -87,9 +90,17 @@ def command(ctx, user_id, period, date_from, date_to, fmt, per_section, construc
     data = read_inputs(st, None)  # the whole panel: the panel average needs it
     fp, _, _ = footprint_of(data, construction, occupancy, car_cost, factors_path, tariffs_path)
     tz = user_tz(st, user_id)
+    if out is not None and not per_section:
+        raise ConfigError("--out goes with --sections (the budget prints to stdout)")
     if per_section:
-        mine = fp[fp["user_id"] == user_id]
-        mine.to_csv(sys.stdout, index=False)
+        mine = fp[fp["user_id"] == user_id].reset_index(drop=True)
+        if out is None:
+            mine.to_csv(sys.stdout, index=False)
+            return
+        from ..io.writers import format_from_path
+
+        from .trips import write_out
+        write_out(mine, "footprint", format_from_path(out), out)
         return
     by_mode = budget_by_mode(fp, data.sections, data.testers, period)
     summary = budget_summary(by_mode, observed_span(data.sections, data.testers), period,

@@ -58,3 +58,17 @@ def test_bad_tariff_file_is_a_one_line_error(carbon_store_dir, tmp_path, capsys)
     bad.write_text("tariff_id,value,unit,source,date\nbus_ticket_1h,abc,EUR,x,2026-01-01\n")
     code, _, err = run_cli(capsys, "--data-dir", str(carbon_store_dir), "footprint", "--user", "010", "--tariffs", str(bad))
     assert code == 2 and "Error:" in err and len(err.strip().splitlines()) == 1
+
+
+def test_per_section_table_to_parquet(carbon_store_dir, tmp_path, capsys):
+    import pandas as pd
+
+    from emission_ext import schema
+
+    out = tmp_path / "fp.parquet"
+    main(["--data-dir", str(carbon_store_dir), "footprint", "--user", "010", "--sections", "--out", str(out)])
+    df = pd.read_parquet(out)
+    assert len(df) == 5 and (df["user_id"] == "010").all()
+    schema.validate(schema.coerce(df, "footprint"), "footprint")
+    main(["--data-dir", str(carbon_store_dir), "footprint", "--user", "010", "--sections"])
+    assert capsys.readouterr().out.splitlines()[0].startswith("user_id,trip_id,section_id,mode")
