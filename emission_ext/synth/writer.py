@@ -35,22 +35,21 @@ _IOS_FLAGS = {"IN_VEHICLE": "automotive", "ON_BICYCLE": "cycling", "WALKING": "w
               "ON_FOOT": "walking", "RUNNING": "running", "STILL": "stationary", "UNKNOWN": "unknown"}
 
 
-def _local_parts(ts: np.ndarray, tz: str) -> dict:
-    """Vectorised ISO strings and local_dt components of unix seconds in ``tz``."""
-    idx = pd.to_datetime(ts, unit="s", utc=True).tz_convert(tz)
-    base = pd.Series(idx.strftime("%Y-%m-%dT%H:%M:%S"))
-    off = pd.Series(idx.strftime("%z"))
-    frac = pd.Series(idx.microsecond).map("{:06d}".format)
-    fmt = (base + "." + frac + off.str[:3] + ":" + off.str[3:]).to_numpy()
-    return dict(fmt=fmt, year=idx.year.to_numpy(), month=idx.month.to_numpy(), day=idx.day.to_numpy(),
-                hour=idx.hour.to_numpy(), minute=idx.minute.to_numpy(), second=idx.second.to_numpy(),
-                weekday=idx.day_of_week.to_numpy())
-
-
-def _ldt(p: dict, i: int, tz: str) -> str:
-    return (f'{{"year": {p["year"][i]}, "month": {p["month"][i]}, "day": {p["day"][i]}, "hour": {p["hour"][i]}, '
-            f'"minute": {p["minute"][i]}, "second": {p["second"][i]}, "weekday": {p["weekday"][i]}, '
-            f'"timezone": "{tz}"}}')
+def _local_parts(ts: np.ndarray, tz: str) -> tuple[list, list]:
+    """ISO strings (``fmt_time``) and ``local_dt`` JSON objects of unix seconds in ``tz``,
+    built column-wise (vectorised) and returned as Python lists for the serialiser."""
+    utc = pd.to_datetime(np.asarray(ts, dtype=float), unit="s", utc=True)
+    idx = utc.tz_convert(tz)
+    wall = idx.tz_localize(None)
+    off_s = ((wall.asi8 - utc.tz_localize(None).asi8) // 1_000_000_000).astype(int)
+    offs = {int(o): f"{'+' if o >= 0 else '-'}{abs(o) // 3600:02d}:{abs(o) % 3600 // 60:02d}" for o in np.unique(off_s)}
+    iso = np.datetime_as_string(wall.as_unit("us").to_numpy(), unit="us")
+    fmt = [a + offs[o] for a, o in zip(iso.tolist(), off_s.tolist())]
+    cols = zip(wall.year.tolist(), wall.month.tolist(), wall.day.tolist(), wall.hour.tolist(),
+               wall.minute.tolist(), wall.second.tolist(), wall.day_of_week.tolist())
+    ldt = [f'{{"year": {y}, "month": {mo}, "day": {d}, "hour": {h}, "minute": {mi}, "second": {se}, '
+           f'"weekday": {w}, "timezone": "{tz}"}}' for y, mo, d, h, mi, se, w in cols]
+    return fmt, ldt
 
 
 def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame, motion: pd.DataFrame,
@@ -69,32 +68,34 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
     if len(points):
         ts = to_unix(points["ts"])
         write_ts = np.maximum.accumulate(ts) + 0.05 + (np.arange(ts.size) % 7) * 0.011
-        lp = _local_parts(ts, tz)
-        wp = _local_parts(write_ts, tz)
-        lat, lon = points["lat"].to_numpy(), points["lon"].to_numpy()
-        acc = points["accuracy_m"].to_numpy()
-        spd = np.nan_to_num(points["speed_mps"].to_numpy(dtype=float), nan=-1.0)
-        hd = np.nan_to_num(points["heading"].to_numpy(dtype=float), nan=-1.0)
+        fmt, ldt = _local_parts(ts, tz)
+        wfmt, _ = _local_parts(write_ts, tz)
+        lat, lon = points["lat"].to_numpy().tolist(), points["lon"].to_numpy().tolist()
+        acc = points["accuracy_m"].to_numpy().tolist()
+        spd = np.nan_to_num(points["speed_mps"].to_numpy(dtype=float), nan=-1.0).tolist()
+        hd = np.nan_to_num(points["heading"].to_numpy(dtype=float), nan=-1.0).tolist()
+        tsl, wts = ts.tolist(), write_ts.tolist()
         for i in range(ts.size):  # serialisation: one text per entry (I/O edge)
-            data = (f'{{"ts": {ts[i]:.3f}, "latitude": {lat[i]:.7f}, "longitude": {lon[i]:.7f}, '
+            data = (f'{{"ts": {tsl[i]:.3f}, "latitude": {lat[i]:.7f}, "longitude": {lon[i]:.7f}, '
                     f'"loc": {{"type": "Point", "coordinates": [{lon[i]:.7f}, {lat[i]:.7f}]}}, '
                     f'"accuracy": {acc[i]:.3f}, "altitude": 0, "sensed_speed": {spd[i]:.2f}, '
-                    f'"heading": {hd[i]:.1f}, "filter": "{flt}", "fmt_time": "{lp["fmt"][i]}", '
-                    f'"local_dt": {_ldt(lp, i, tz)}}}')
+                    f'"heading": {hd[i]:.1f}, "filter": "{flt}", "fmt_time": "{fmt[i]}", '
+                    f'"local_dt": {ldt[i]}}}')
             keys = ("background/location", "background/filtered_location") \
                 if filtered and acc[i] <= 200.0 else ("background/location",)
             for key in keys:
-                out.append((write_ts[i], (
+                out.append((wts[i], (
                     f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
-                    f'"metadata": {{"key": "{key}", "platform": "{platform}", "write_ts": {write_ts[i]:.3f}, '
-                    f'"write_fmt_time": "{wp["fmt"][i]}", "time_zone": "{tz}", "type": "{ptype}", '
+                    f'"metadata": {{"key": "{key}", "platform": "{platform}", "write_ts": {wts[i]:.3f}, '
+                    f'"write_fmt_time": "{wfmt[i]}", "time_zone": "{tz}", "type": "{ptype}", '
                     f'"read_ts": 0}}, "data": {data}}}')))
     if len(motion):
-        ts = to_unix(motion["ts"])
-        lp = _local_parts(ts, tz)
-        act = motion["activity"].to_numpy()
-        conf = motion["confidence"].to_numpy(dtype=float)
-        for i in range(ts.size):
+        tsa = to_unix(motion["ts"])
+        fmt, ldt = _local_parts(tsa, tz)
+        ts = tsa.tolist()
+        act = motion["activity"].to_numpy().tolist()
+        conf = motion["confidence"].to_numpy(dtype=float).tolist()
+        for i in range(len(ts)):
             code = ACTIVITY_CODES.get(act[i], 4)
             if platform == "ios":
                 c = 100 if conf[i] >= 92 else (75 if conf[i] >= 75 else 50)
@@ -103,10 +104,10 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
                 flags[_IOS_FLAGS.get(act[i], "unknown")] = "true"
                 fl = ", ".join(f'"{k}": {v}' for k, v in flags.items())
                 data = (f'{{"ts": {ts[i]:.3f}, "type": {code}, "confidence": {c}, "confidence_level": "{lvl}", '
-                        f'{fl}, "fmt_time": "{lp["fmt"][i]}", "local_dt": {_ldt(lp, i, tz)}}}')
+                        f'{fl}, "fmt_time": "{fmt[i]}", "local_dt": {ldt[i]}}}')
             else:
                 data = (f'{{"ts": {ts[i]:.3f}, "type": {code}, "confidence": {int(conf[i])}, '
-                        f'"fmt_time": "{lp["fmt"][i]}", "local_dt": {_ldt(lp, i, tz)}}}')
+                        f'"fmt_time": "{fmt[i]}", "local_dt": {ldt[i]}}}')
             out.append((ts[i] + 0.02, (
                 f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
                 f'"metadata": {{"key": "background/motion_activity", "platform": "{platform}", '
@@ -114,13 +115,13 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
                 f'"data": {data}}}')))
     if len(transitions):
         ts = to_unix(transitions["ts"])
-        lp = _local_parts(ts, tz)
+        fmt, ldt = _local_parts(ts, tz)
         names = transitions["transition"].to_numpy()
         states = transitions["state"].to_numpy() if "state" in transitions else ["ONGOING_TRIP"] * ts.size
         for i in range(ts.size):
             data = (f'{{"ts": {ts[i]:.3f}, "transition": {TRANSITION_CODES[names[i]]}, '
-                    f'"curr_state": {STATE_CODES[states[i]]}, "fmt_time": "{lp["fmt"][i]}", '
-                    f'"local_dt": {_ldt(lp, i, tz)}}}')
+                    f'"curr_state": {STATE_CODES[states[i]]}, "fmt_time": "{fmt[i]}", '
+                    f'"local_dt": {ldt[i]}}}')
             out.append((ts[i], (
                 f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
                 f'"metadata": {{"key": "statemachine/transition", "platform": "{platform}", '
