@@ -82,14 +82,20 @@ class RawData:
         return out
 
 
-def finish_table(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, int]:
+def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]:
     """Coerce to table ``name``, drop repeated keys (keep first), sort by user and time.
 
+    ``df`` may be a dict of equal-length columns: it is emptied once the frame is built, so a
+    reader that hands over its only references keeps one copy of the data in memory.
     Returns the validated table and the number of duplicate rows dropped. Vectorised: the
     key columns are factorised to integer codes, sorted only when not already in order, and
     duplicates found by comparing neighbours.
     """
     t = schema.table(name)
+    if isinstance(df, dict):
+        cols = df
+        df = pd.DataFrame({k: v for k, v in cols.items() if k in t.names}, copy=False)
+        cols.clear()
     df = schema.coerce(df[[c for c in df.columns if c in t.names]], name)
     n0 = len(df)
     if n0 > 1:

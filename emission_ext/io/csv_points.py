@@ -133,12 +133,13 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     opt["heading"][opt["heading"] < 0] = np.nan
     keep, problems = chk.report(skip_bad)
 
-    pts = pd.DataFrame({"user_id": uid.astype(schema.STR), "ts": t, "lat": lat, "lon": lon,
-                        **opt, "source": "csv"}, index=df.index)
+    data = {"user_id": uid.astype(schema.STR).array, "ts": t, "lat": lat, "lon": lon, **opt}
+    del df, uid, t, lat, lon, opt, raw_ts, chk  # from here on the values live in data only
     if not keep.all():
-        pts = pts[keep]
+        data = {k: v[keep] for k, v in data.items()}
+    data["source"] = np.full(int(keep.sum()), "csv", dtype=object)
     out = RawData(problems=problems, skipped=len(problems))
-    out.points, out.duplicates = finish_table(pts, "points")
+    out.points, out.duplicates = finish_table(data, "points")
     out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}
     return out
 
