@@ -260,7 +260,8 @@ def line_distance_m(geometry: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> n
 
 def _events(records: pd.DataFrame) -> pd.DataFrame:
     """One or two events per record: ``rec`` (row position), ``t`` (unix s), ``lat``, ``lon``,
-    ``role`` (0 = should sit at a section's start, 1 = at its end), ``primary`` (bool).
+    ``role`` (0 = should sit at a section's start, 1 = at its end), ``primary`` (bool), and
+    ``r0``/``r1`` the record's interval (``r1`` NaN unless a rental or booking).
 
     validation: boarding (start role). rental/booking: start (start role, primary) and end
     (end role). parking: entry (end role: a car section arrives, primary) and exit (start
@@ -275,10 +276,12 @@ def _events(records: pd.DataFrame) -> pd.DataFrame:
     lo1 = records["end_lon"].to_numpy(dtype="float64", na_value=np.nan)
     pos = np.arange(len(records))
     parking = src == "parking"
+    interval = np.isin(src, ["yelo_bike", "yelo_car"]) & ~np.isnan(t1)
+    r1 = np.where(interval, t1, np.nan)
     a = pd.DataFrame({"rec": pos, "t": t0, "lat": la0, "lon": lo0,
-                      "role": np.where(parking, 1, 0), "primary": True})
+                      "role": np.where(parking, 1, 0), "primary": True, "r0": t0, "r1": r1})
     has_end = ~np.isnan(t1)
-    b = pd.DataFrame({"rec": pos[has_end], "t": t1[has_end],
+    b = pd.DataFrame({"rec": pos[has_end], "t": t1[has_end], "r0": t0[has_end], "r1": r1[has_end],
                       "lat": np.where(np.isnan(la1), la0, la1)[has_end],
                       "lon": np.where(np.isnan(lo1), lo0, lo1)[has_end],
                       "role": np.where(parking, 0, 1)[has_end], "primary": False})
@@ -372,6 +375,12 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     # outside the (skew-widened) span of the section: only allowed within gap_s
     outside = np.maximum(0.0, np.maximum(s0 - te, te - s1))
     ok = outside <= w
+    # a rental or booking must overlap the section in time (skew-widened): its end alone far
+    # after a missed ride must not pull it onto the next trip
+    ri0 = ev["r0"].to_numpy()[e_idx]
+    ri1 = ev["r1"].to_numpy()[e_idx]
+    interval = ~np.isnan(ri1)
+    ok &= ~interval | ((s1 >= ri0 - p.skew_s) & (s0 <= ri1 + p.skew_s))
     t_role = np.where(role == 0, s0, s1)
     dt = te - t_role
     slat = np.where(role == 0, sec.lat0[s_idx], sec.lat1[s_idx])
@@ -566,7 +575,8 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     src = records["source"].to_numpy(dtype=object)
     rec_mode = pd.Series(src).map(SOURCE_MODE).to_numpy(dtype=object)
     ev = _events(records)
-    ev["t"] = ev["t"] - tbase
+    for c in ("t", "r0", "r1"):
+        ev[c] = ev[c] - tbase
     ev_u = users.get_indexer(records["user_id"].to_numpy(dtype=object))[ev["rec"].to_numpy()]
     ev_mode = rec_mode[ev["rec"].to_numpy()]
 
