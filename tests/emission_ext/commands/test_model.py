@@ -1,0 +1,66 @@
+"""`emission-ext model train / evaluate` on small labelled tables, and their errors."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from emission_ext.cli import cli, main
+from emission_ext.models import read_model
+from tests.pipeline.test_modes import toy_features
+
+
+def _table(path, n, seed):
+    X, y = toy_features(n, seed)
+    X["label"] = y
+    X["group"] = [f"g{i % 4}" for i in range(len(X))]
+    X["purity"] = 1.0
+    X.to_csv(path, index=False)
+    return path
+
+
+def test_train_then_evaluate(tmp_path):
+    train = _table(tmp_path / "train.csv", 40, 21)
+    test = _table(tmp_path / "test.csv", 20, 22)
+    out = tmp_path / "m.skops"
+    r = CliRunner().invoke(cli, ["model", "train", "--data", str(train), "--out", str(out), "--max-iter", "30"])
+    assert r.exit_code == 0, r.output
+    model, info = read_model(out)
+    assert info["rows"] == 240 and info["labels"]["FERRY"] == 40
+    r = CliRunner().invoke(cli, ["model", "evaluate", "--model", str(out), "--data", str(test),
+                                 "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    acc = float(re.search(r"m: accuracy ([0-9.]+)", r.output).group(1))
+    assert acc > 0.8
+    for word in ("speed_bins", "emission_rules", "precision", "confusion matrix", "FERRY"):
+        assert word in r.output
+    assert (tmp_path / "e.json").exists()
+
+
+def test_no_transit_feature_set(tmp_path):
+    train = _table(tmp_path / "train.csv", 20, 23)
+    out = tmp_path / "nt.skops"
+    r = CliRunner().invoke(cli, ["model", "train", "--data", str(train), "--out", str(out),
+                                 "--features", "no-transit", "--max-iter", "10"])
+    assert r.exit_code == 0, r.output
+    model, _ = read_model(out)
+    assert "route_share" not in model.features and "speed_p50" in model.features
+
+
+def test_missing_dataset_is_one_line_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["model", "train", "--data", str(tmp_path / "nope.parquet"), "--out", str(tmp_path / "m.skops")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.parquet" in err[0]
+
+
+def test_bad_model_file_is_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.skops"
+    bad.write_bytes(b"junk")
+    test = _table(tmp_path / "t.csv", 5, 24)
+    with pytest.raises(SystemExit) as exc:
+        main(["model", "evaluate", "--model", str(bad), "--data", str(test)])
+    assert exc.value.code == 2

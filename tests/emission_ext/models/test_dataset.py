@@ -1,0 +1,57 @@
+"""Labelled section tables: truth labels by majority of points, real e-mission days."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emission_ext.models.dataset import read_real_day, real_sections, truth_labels
+from emission_ext.reference import EMISSION_REAL_DIR
+from emission_ext.schema import from_unix
+
+
+def test_truth_labels_take_the_majority_mode_of_the_points():
+    # truth: walk 0-100 s, bus 100-400 s (as BUS), bikeshare 500-600 s
+    truth = pd.DataFrame({"user_id": "u", "section_id": ["a", "b", "c"],
+                          "start_ts": from_unix([0, 100, 500]), "end_ts": from_unix([100, 400, 600]),
+                          "mode": ["WALKING", "BUS", "BIKESHARE"]})
+    # our sections: s1 covers 0-300 (10 walk points? no: 4 walk + 8 bus), s2 covers 500-600, s3 nothing
+    ts = np.r_[np.arange(0, 100, 25), np.arange(100, 300, 25), np.arange(500, 600, 20), [450.0]]
+    sec = np.r_[["s1"] * 4, ["s1"] * 8, ["s2"] * 5, ["s3"]]
+    pts = pd.DataFrame({"user_id": "u", "ts": from_unix(ts), "section_id": sec})
+    sections = pd.DataFrame({"user_id": "u", "section_id": ["s2", "s1", "s3"]}, index=[7, 8, 9])
+    lab = truth_labels(pts, sections, truth)
+    assert list(lab.index) == [7, 8, 9]
+    assert lab.loc[8, "label"] == "BUS" and lab.loc[8, "purity"] == pytest.approx(8 / 12)
+    assert lab.loc[7, "label"] == "BICYCLING" and lab.loc[7, "purity"] == 1.0  # bikeshare is a bicycle
+    assert lab.loc[9, "label"] is None  # its only point lies between truth sections
+
+
+def test_truth_labels_do_not_mix_users():
+    truth = pd.DataFrame({"user_id": ["u", "v"], "section_id": ["a", "a"],
+                          "start_ts": from_unix([0, 0]), "end_ts": from_unix([100, 100]),
+                          "mode": ["CAR", "WALKING"]})
+    pts = pd.DataFrame({"user_id": ["v", "v"], "ts": from_unix([10, 20]), "section_id": ["x", "x"]})
+    lab = truth_labels(pts, pd.DataFrame({"user_id": ["v"], "section_id": ["x"]}), truth)
+    assert lab.loc[0, "label"] == "WALKING"
+
+
+def test_real_day_sections_and_user_confirmations():
+    day = read_real_day(EMISSION_REAL_DIR / "shankari_2016-06-20.json.gz")
+    assert day.tz == "America/Los_Angeles"
+    assert len(day.sections) == 8
+    assert set(day.sections["coarse"]) == {"on_foot", "vehicle"}
+    confirmed = day.sections.dropna(subset=["user_label"])
+    assert len(confirmed) >= 3
+    # a confirmed car trip only names its vehicle sections, never its walking legs
+    assert (confirmed.loc[confirmed["user_label"] == "CAR", "coarse"] == "vehicle").all()
+    assert read_real_day(EMISSION_REAL_DIR / "shankari_2023-04-13.json.gz") is None  # no ground truth
+
+
+def test_real_sections_are_gps_only():
+    df = real_sections(None, days=[EMISSION_REAL_DIR / "shankari_2016-08-10.json.gz"])
+    assert len(df) == 6 and (df["group"] == "shankari_2016-08-10").all()
+    assert df["motion_n"].isna().all()  # motion removed from the input
+    assert df["n_points"].gt(0).all()
+    walk = df[df["coarse"] == "on_foot"]
+    assert (walk["label"] == "WALKING").all() and walk["speed_p50"].lt(2.5).all()
