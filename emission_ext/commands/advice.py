@@ -7,7 +7,6 @@ unless other files are given.
 """
 from __future__ import annotations
 
-import json
 
 import click
 

@@ -12,7 +12,7 @@ from carbon.footprint import FootprintParams, compute_footprint
 from carbon.tariffs import bareme_annual_cost, bikeshare_fare, load_tariffs
 from emission_ext.errors import ConfigError
 
-from .conftest import T0, a_tester, make_sections
+from .conftest import a_tester, make_sections
 
 
 def fp_of(sec, testers, factors, tariffs, records=None, **cost):

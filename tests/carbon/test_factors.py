@@ -12,7 +12,6 @@ import pytest
 
 from carbon.factors import FACTORS_META_PATH, FACTORS_PATH, FactorParams, factor_table, load_factors
 from carbon.footprint import FootprintParams, compute_footprint
-from carbon.tariffs import load_tariffs
 from emission_ext.errors import ConfigError
 from emission_ext.reference import DATA as REF_DATA
 from emission_ext import schema

@@ -3,11 +3,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from emission_ext.cli import main
-
-
 
 
 def test_advice_for_car_commuter(carbon_store_dir, capsys):

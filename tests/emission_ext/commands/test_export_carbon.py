@@ -8,8 +8,6 @@ import pytest
 from emission_ext.cli import main
 
 
-
-
 def test_export_with_consent_and_threshold(carbon_store_dir, tmp_path, capsys):
     consent = tmp_path / "consent.txt"
     consent.write_text("# consenting testers\n010\n")

@@ -8,8 +8,6 @@ import pytest
 from emission_ext.cli import main
 
 
-
-
 def run_cli(capsys, *args):
     with pytest.raises(SystemExit) as exc:
         main(list(args))
