@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
+from . import schema
 from .errors import ConfigError, EmissionExtError, StoreError
 from .schema import DEFAULT_TZ
 from .stages import STAGE_ORDER, StageContext, StageInfo, load_stages
@@ -95,7 +97,7 @@ class RunSummary:
             runs = ", ".join(f"{s} x{n}" for s, n in self.stage_runs().items()) or "none"
             out.append(f"processed {self.processed} users, {len(self.failed)} failed, in "
                        f"{self.seconds:.1f} s ({self.executor}, {self.workers} workers); stage runs: {runs}")
-            rows = self.rows()
+            rows = {t: n for t, n in self.rows().items() if "__" not in t}  # final tables
             if rows:
                 out.append("rows written: " + ", ".join(f"{t} {n}" for t, n in rows.items()))
             for r in self.failed:
@@ -106,29 +108,76 @@ class RunSummary:
 # --------------------------------------------------------------------------- per user
 
 
-def fingerprint(store: Store, user_id: str, stage: StageInfo) -> dict:
-    """The stage's version and the store's version token of each of its inputs for the user."""
+@dataclass(frozen=True)
+class Plan:
+    """Where each available stage reads and writes its tables.
+
+    Several stages may write the same table (``segment`` -> ``modes`` -> ``fuse`` all write
+    ``sections``). The last writer writes the table itself; an earlier writer writes an
+    intermediate table ``<table>__<stage>``, and a stage reads each input from the latest
+    writer before it (the table itself when none, e.g. raw ``points`` or ingested
+    ``records``). So a downstream refinement never makes an upstream stage look stale, and
+    re-running one stage always starts from its upstream stage's output.
+    """
+
+    stages: tuple[StageInfo, ...]
+    sources: dict  # (stage, table) -> stored name read
+    targets: dict  # (stage, table) -> stored name written
+
+    @classmethod
+    def build(cls, infos: Iterable[StageInfo]) -> "Plan":
+        avail = tuple(s for s in infos if s.available)
+        last: dict[str, str] = {}
+        for st in avail:
+            for t in st.module.OUTPUTS:
+                last[t] = st.name
+        targets = {(st.name, t): t if last[t] == st.name else intermediate_name(t, st.name)
+                   for st in avail for t in st.module.OUTPUTS}
+        sources = {}
+        for i, st in enumerate(avail):
+            for t in st.module.INPUTS:
+                src = t
+                for up in avail[:i]:
+                    if t in up.module.OUTPUTS:
+                        src = targets[(up.name, t)]
+                sources[(st.name, t)] = src
+        return cls(avail, sources, targets)
+
+    def inputs(self, st: StageInfo) -> dict[str, str]:
+        return {t: self.sources[(st.name, t)] for t in st.module.INPUTS}
+
+    def outputs(self, st: StageInfo) -> dict[str, str]:
+        return {t: self.targets[(st.name, t)] for t in st.module.OUTPUTS}
+
+
+def intermediate_name(table: str, stage: str) -> str:
+    """Stored name of ``table`` as written by ``stage`` when a later stage refines it."""
+    return f"{table}__{re.sub(r'[^a-z0-9_]', '_', stage.lower())}"
+
+
+def fingerprint(store: Store, user_id: str, plan: Plan, stage: StageInfo) -> dict:
+    """The stage's version, where it writes, and the store's version token of each table it
+    reads, for the user."""
     return {"version": stage.version,
-            "inputs": {t: store.version(t, user_id) for t in stage.module.INPUTS}}
+            "inputs": {src: store.version(src, user_id) for src in plan.inputs(stage).values()},
+            "outputs": sorted(plan.outputs(stage).values())}
 
 
-def stale_stages(store: Store, user_id: str, stages: list[StageInfo]) -> list[str]:
+def stale_stages(store: Store, user_id: str, plan: Plan) -> list[str]:
     """Names of the available stages whose recorded fingerprint differs from the current one.
 
-    A stage downstream of a stale one is stale as well (its inputs will change).
+    A stage reading what a stale stage writes is stale as well (its inputs will change).
     """
     out = []
     produced: set[str] = set()
-    for st in stages:
-        if not st.available:
-            continue
-        stale = bool(produced & set(st.module.INPUTS))
+    for st in plan.stages:
+        stale = bool(produced & set(plan.inputs(st).values()))
         if not stale:
             saved = store.get_state(user_id, st.name).get("fingerprint")
-            stale = saved != fingerprint(store, user_id, st)
+            stale = saved != fingerprint(store, user_id, plan, st)
         if stale:
             out.append(st.name)
-            produced.update(st.module.OUTPUTS)
+            produced.update(plan.outputs(st).values())
     return out
 
 
@@ -143,26 +192,34 @@ def user_tz(store: Store, user_id: str) -> str:
     return store.get_state(user_id, PROFILE_STATE).get("tz") or DEFAULT_TZ
 
 
+def _read_input(store: Store, table: str, source: str, user_id: str) -> pd.DataFrame:
+    df = store.read(source, [user_id])
+    if table in schema.TABLES and source != table:  # an intermediate copy of a schema table
+        df = schema.coerce(df, table) if len(df) else schema.empty(table)
+    return df
+
+
 def process_user(store: Store, user_id: str, stage_names: Iterable[str] = STAGE_ORDER,
                  params: Mapping[str, Any] | None = None, force: bool = False) -> UserResult:
     """Run the stale stages of one user under the user's lock; never raises for a user's
     failure (the error is in the result)."""
     t0 = time.perf_counter()
     res = UserResult(user_id)
-    stages = [s for s in load_stages(tuple(stage_names)) if s.available]
+    plan = Plan.build(load_stages(tuple(stage_names)))
     try:
         with store.lock(user_id):
             ctx = StageContext(user_id=user_id, tz=user_tz(store, user_id), params=dict(params or {}))
-            fresh: dict[str, pd.DataFrame] = {}  # outputs of this run, reused as later inputs
-            for st in stages:
-                fp = fingerprint(store, user_id, st)
-                changed_inputs = bool(set(fresh) & set(st.module.INPUTS))
+            fresh: dict[str, pd.DataFrame] = {}  # stored name -> frame written in this run
+            for st in plan.stages:
+                sources, targets = plan.inputs(st), plan.outputs(st)
+                fp = fingerprint(store, user_id, plan, st)
+                changed_inputs = bool(set(fresh) & set(sources.values()))
                 if not force and not changed_inputs and \
                         store.get_state(user_id, st.name).get("fingerprint") == fp:
                     res.skipped.append(st.name)
                     continue
-                inputs = {t: fresh[t] if t in fresh else store.read(t, [user_id])
-                          for t in st.module.INPUTS}
+                inputs = {t: fresh[src] if src in fresh else _read_input(store, t, src, user_id)
+                          for t, src in sources.items()}
                 try:
                     outputs = st.module.run(inputs, ctx)
                 except EmissionExtError as exc:
@@ -171,20 +228,22 @@ def process_user(store: Store, user_id: str, stage_names: Iterable[str] = STAGE_
                     where = traceback.extract_tb(exc.__traceback__)[-1]
                     raise _StageFailed(f"{st.name}: {type(exc).__name__}: {exc} "
                                        f"({os.path.basename(where.filename)}:{where.lineno})") from None
-                missing = [t for t in st.module.OUTPUTS if t not in outputs]
+                missing = [t for t in targets if t not in outputs]
                 if missing:
                     raise _StageFailed(f"{st.name}: did not return {', '.join(missing)}")
-                for t in st.module.OUTPUTS:
+                for t, dst in targets.items():
                     df = outputs[t]
-                    res.rows[t] = res.rows.get(t, 0) + store.replace_user(t, user_id, df)
-                    fresh[t] = df
+                    res.rows[dst] = res.rows.get(dst, 0) + store.replace_user(dst, user_id, df)
+                    fresh[dst] = df
+                # a table the stage reads and rewrites itself (e.g. fuse's records) is
+                # recorded as written, else the stage would look stale forever
+                written = set(targets.values())
+                fp["inputs"] = {src: store.version(src, user_id) if src in written else v
+                                for src, v in fp["inputs"].items()}
                 # state last: a crash before this line only means the stage is redone
-                fp = {"version": fp["version"],
-                      "inputs": {t: store.version(t, user_id) if t in fresh else v
-                                 for t, v in fp["inputs"].items()}}
                 store.set_state(user_id, st.name, {
                     "fingerprint": fp,
-                    "rows": {t: int(len(outputs[t])) for t in st.module.OUTPUTS},
+                    "rows": {dst: int(len(outputs[t])) for t, dst in targets.items()},
                     "last_input_ts": _last_ts(inputs),
                     "finished_at": time.time(),
                 })
@@ -264,8 +323,9 @@ def run(store: Store, users: Iterable[str] | None = None, *, executor: str = "lo
         raise ConfigError(f"workers must be at least 1, got {workers}")
     infos = load_stages(tuple(stages))
     names = tuple(s.name for s in infos)
+    plan = Plan.build(infos)
     all_users = _users(store, users)
-    todo = all_users if force else [u for u in all_users if stale_stages(store, u, infos)]
+    todo = all_users if force else [u for u in all_users if stale_stages(store, u, plan)]
     nworkers = workers or (os.cpu_count() or 1)
     results: list[UserResult] = []
     bar = progress(len(todo)) if (progress is not None and todo) else None

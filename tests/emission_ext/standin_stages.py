@@ -2,7 +2,8 @@
 
 ``standin_segment`` splits a user's points into trips at time gaps, vectorised, so the runner
 can be tested without depending on :mod:`pipeline.segment`; ``standin_count`` reads its trips
-(to test chaining), and ``standin_fail`` fails for users whose id starts with ``bad``.
+(to test chaining), ``standin_refine`` and ``standin_fuse`` rewrite tables other stages wrote,
+and ``standin_fail`` fails for users whose id starts with ``bad``.
 """
 from __future__ import annotations
 
@@ -70,6 +71,34 @@ class _Fail:
         return {"fail_out": pd.DataFrame({"user_id": [ctx.user_id], "ok": [True]})}
 
 
+class _Refine:
+    """Rewrites the trips it reads (like ``modes`` rewrites sections)."""
+
+    NAME = "standin_refine"
+    INPUTS = ("trips",)
+    OUTPUTS = ("trips",)
+
+    @staticmethod
+    def run(inputs, ctx):
+        t = inputs["trips"]
+        return {"trips": t.assign(distance_m=t["distance_m"] * 2.0)}
+
+
+class _Fuse:
+    """Rewrites trips again and also rewrites an externally appended table it reads (like
+    ``fuse`` with the ingested ``records``); here the stand-in for records is ``motion``."""
+
+    NAME = "standin_fuse"
+    INPUTS = ("trips", "motion")
+    OUTPUTS = ("trips", "motion")
+
+    @staticmethod
+    def run(inputs, ctx):
+        t, m = inputs["trips"], inputs["motion"]
+        return {"trips": t.assign(origin="gps", distance_m=t["distance_m"] + len(m)),
+                "motion": m.assign(confidence=100.0)}
+
+
 def _module(name, cls):
     import types
 
@@ -85,7 +114,11 @@ def _module(name, cls):
 segment = _module("segment", _Segment)
 count = _module("count", _Count)
 fail = _module("fail", _Fail)
+refine = _module("refine", _Refine)
+fuse = _module("fuse", _Fuse)
 
 SEGMENT = f"{__name__}.segment"
 COUNT = f"{__name__}.count"
 FAIL = f"{__name__}.fail"
+REFINE = f"{__name__}.refine"
+FUSE = f"{__name__}.fuse"

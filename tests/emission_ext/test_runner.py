@@ -72,10 +72,39 @@ def test_changed_input_of_a_later_stage_redoes_only_that_stage(store):
     # someone rewrites the user's trips (e.g. a fusion step): only standin_count is stale
     trips = store.read("trips", ["u"]).iloc[:2]
     store.replace_user("trips", "u", trips)
-    assert runner.stale_stages(store, "u", [load_stage(s) for s in STAGES]) == [S.COUNT]
+    plan = runner.Plan.build([load_stage(s) for s in STAGES])
+    assert runner.stale_stages(store, "u", plan) == [S.COUNT]
     res = runner.run(store, workers=1, stages=STAGES)
     assert res.results[0].ran == [S.COUNT] and res.results[0].skipped == [S.SEGMENT]
     assert int(store.read("trip_counts", ["u"])["n_trips"].iloc[0]) == 2
+
+
+def test_stages_refining_the_same_tables_settle(store):
+    """segment -> refine -> fuse all write trips; fuse also rewrites a table it reads."""
+    stages = (S.SEGMENT, S.REFINE, S.FUSE, S.COUNT)
+    store.append("points", pd.concat([synthetic_points("a"), synthetic_points("b")]))
+    store.append("motion", pd.DataFrame({"user_id": "a", "ts": [T0, T0 + 5], "activity": "WALKING",
+                                         "confidence": 50.0}))
+    first = runner.run(store, workers=1, stages=stages)
+    assert first.users_to_process == 2 and not first.failed
+    plan = runner.Plan.build([load_stage(s) for s in stages])
+    assert plan.outputs(load_stage(S.SEGMENT)) == {"trips": "trips__" + S.SEGMENT.replace(".", "_")}
+    assert plan.inputs(load_stage(S.FUSE)) == {"trips": "trips__" + S.REFINE.replace(".", "_"),
+                                               "motion": "motion"}
+    trips = store.read("trips", ["a"])  # the last writer's table: refined then fused
+    assert list(trips["distance_m"]) == [2000.0 + 2, 2000.0 + 2, 2000.0 + 2]
+    assert set(trips["origin"]) == {"gps"} and (store.read("motion", ["a"])["confidence"] == 100).all()
+    assert "rows written: trips 6, motion 2, trip_counts 2" in first.lines()
+    # nothing new: nothing to do (no stage made stale by a later stage's rewrite)
+    assert runner.run(store, workers=1, stages=stages).users_to_process == 0
+    # a new externally appended row: only the stages from fuse on run again
+    store.append("motion", pd.DataFrame({"user_id": "a", "ts": [T0 + 9], "activity": "STILL"}))
+    again = runner.run(store, workers=1, stages=stages)
+    assert [r.user_id for r in again.results] == ["a"]
+    assert again.results[0].ran == [S.FUSE, S.COUNT]
+    assert again.results[0].skipped == [S.SEGMENT, S.REFINE]
+    assert list(store.read("trips", ["a"])["distance_m"]) == [2003.0] * 3  # from refine's output
+    assert runner.run(store, workers=1, stages=stages).users_to_process == 0
 
 
 def test_stage_version_bump_redoes_every_user(store, monkeypatch):
