@@ -131,6 +131,21 @@ def _sum(w, g, n):
     return np.bincount(g, weights=w, minlength=n)
 
 
+def _local_hour(start_ts: pd.Series, tz) -> np.ndarray:
+    """Local hour of day (fractional) of each timestamp, in one zone or one zone per row."""
+    idx = pd.DatetimeIndex(start_ts)
+    if isinstance(tz, str):
+        loc = idx.tz_convert(tz)
+        return loc.hour.to_numpy() + loc.minute.to_numpy() / 60.0
+    tz = np.asarray(tz, dtype=object)
+    out = np.full(len(idx), np.nan)
+    for zone in pd.unique(tz):  # a handful of zones, never one iteration per section
+        sel = tz == zone
+        loc = idx[sel].tz_convert(str(zone))
+        out[sel] = loc.hour.to_numpy() + loc.minute.to_numpy() / 60.0
+    return out
+
+
 def _motion_shares(motion: pd.DataFrame | None, sections: pd.DataFrame) -> np.ndarray:
     """(n_sections, 5) shares of foot/bike/vehicle/still readings and their count."""
     n = len(sections)
@@ -161,7 +176,7 @@ def _motion_shares(motion: pd.DataFrame | None, sections: pd.DataFrame) -> np.nd
 
 def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
                      motion: pd.DataFrame | None = None, transit=None,
-                     params: FeatureParams = FeatureParams()) -> pd.DataFrame:
+                     params: FeatureParams = FeatureParams(), tz=None) -> pd.DataFrame:
     """Feature matrix, one row per section.
 
     Parameters
@@ -175,6 +190,9 @@ def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
     transit : pipeline.transit.TransitIndex, optional
         Without it the transit features are NaN.
     params : FeatureParams
+    tz : str or array-like of str, optional
+        Time zone(s) for the local hour of day: one for all sections or one per section
+        (default ``params.tz``).
 
     Returns
     -------
@@ -266,8 +284,7 @@ def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
     n_stops = np.bincount(run_g[real], minlength=n).astype(float)
     stop_time = _sum(run_dur[real], run_g[real], n)
 
-    hours = pd.DatetimeIndex(sections["start_ts"]).tz_convert(params.tz)
-    h = (hours.hour.to_numpy() + hours.minute.to_numpy() / 60.0) * 2 * np.pi / 24.0
+    h = _local_hour(sections["start_ts"], tz if tz is not None else params.tz) * 2 * np.pi / 24.0
 
     with np.errstate(invalid="ignore", divide="ignore"):
         dts = group_quantiles(dt, gs, n, (0.5,))[:, 0]

@@ -33,7 +33,8 @@ def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
     sections, labelled_points, motion : DataFrame
         Output of :func:`pipeline.segment.segment_user` and the phone's motion (optional).
     tz : str
-        Time zone used for the hour-of-day features.
+        Time zone of the hour-of-day features for users without a ``tz`` column in
+        ``labelled_points``.
     model : "default", None, path or ModeClassifier
         ``"default"``: the shipped model (rules when none is shipped); ``None``: the rules.
     transit : "default", None or TransitIndex
@@ -51,7 +52,12 @@ def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
     if isinstance(transit, str) and transit == "default":
         transit = transit_index()
     sec = sections.reset_index(drop=True)
+    zones = tz
+    if "tz" in labelled_points.columns and len(labelled_points):
+        # the users' own zones (e.g. `process` on several users' files), else ``tz``
+        per_user = labelled_points.drop_duplicates("user_id").set_index("user_id")["tz"]
+        zones = sec["user_id"].map(per_user).fillna(tz).astype(str).to_numpy()
     feats = section_features(labelled_points, sec,
                              motion if motion is not None and len(motion) else None, transit,
-                             FeatureParams(tz=tz))
+                             FeatureParams(tz=tz), tz=zones)
     return classify_sections(sec, feats, model)

@@ -178,3 +178,13 @@ def test_endpoint_features(tiny):
     f = section_features(pts, sections_of(pts), transit=tiny)
     assert f.loc[0, "endpoints_at_stops"] == 2 and f.loc[0, "endpoints_at_rail"] == 0
     assert f.loc[1, "endpoints_at_rail"] == 1
+
+
+def test_local_hour_per_section_zone():
+    a = track([1.4] * 5, sec="paris", t0=pd.Timestamp("2025-06-03 12:00", tz="UTC").timestamp())
+    b = track([1.4] * 5, sec="sf", t0=pd.Timestamp("2025-06-03 12:00", tz="UTC").timestamp(), user="v")
+    pts = pd.concat([a, b], ignore_index=True)
+    secs = sections_of(pts)
+    f = section_features(pts, secs, tz=["Europe/Paris", "America/Los_Angeles"])
+    hours = np.degrees(np.arctan2(f["hour_sin"], f["hour_cos"])) % 360 / 15.0
+    np.testing.assert_allclose(hours, [14.0, 5.0], atol=1e-6)  # 14:00 CEST, 05:00 PDT
