@@ -131,11 +131,12 @@ def ms_to_s(v: np.ndarray) -> np.ndarray:
     return np.where(v > MS_THRESHOLD, v / 1000.0, v)
 
 
-def to_float(values) -> tuple[np.ndarray, np.ndarray]:
+def to_float(values, decimal_comma: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Convert raw values (numbers, numeric strings, None) to float64, vectorised.
 
     Returns ``(floats, bad)`` where ``bad`` marks values that were present but not numbers
-    (``None``/empty become NaN without being marked).
+    (``None``/empty become NaN without being marked). With ``decimal_comma``, text such as
+    ``"46,15"`` is read as 46.15.
     """
     if not isinstance(values, pd.Series):
         try:  # fast path: numbers, numeric strings and None convert in one C call
@@ -147,6 +148,9 @@ def to_float(values) -> tuple[np.ndarray, np.ndarray]:
         return np.array(s.to_numpy(dtype="float64", na_value=np.nan), copy=True), \
             np.zeros(len(s), dtype=bool)
     num = pd.to_numeric(s, errors="coerce")
+    if decimal_comma and (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+        num = num.where(num.notna(), pd.to_numeric(
+            s.astype(str).str.replace(",", ".", regex=False), errors="coerce"))
     v = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
     present = s.notna().to_numpy()
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):

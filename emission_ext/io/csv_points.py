@@ -64,7 +64,8 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     Parameters
     ----------
     path : str or Path
-        CSV file (``,`` or ``;`` separated; ``.gz`` accepted).
+        CSV file (``,`` or ``;`` separated -- with ``;``, decimal commas are accepted;
+        ``.gz`` accepted).
     skip_bad : bool
         Drop malformed rows (listed in ``problems``) instead of raising at the first one.
     user_id : str, optional
@@ -83,9 +84,12 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         # goes through Python strings; a column with junk comes back as text and is checked
         head = pd.read_csv(path, nrows=0, sep=sep, skipinitialspace=True)
         ids = {h: str for h in head.columns if str(h).strip().lower() in ALIASES["user_id"]}
+        # ';' files come from French spreadsheets: decimal commas ("46,15"); decimal points
+        # then arrive as text and are still read by the checks below
         df = pd.read_csv(path, dtype=ids, keep_default_na=False,
                          na_values=["", "nan", "NaN", "NAN", "null", "NULL", "None"],
-                         skip_blank_lines=False, skipinitialspace=True, sep=sep)
+                         skip_blank_lines=False, skipinitialspace=True, sep=sep,
+                         decimal="," if sep == ";" else ".")
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except pd.errors.EmptyDataError:
@@ -114,15 +118,16 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     chk.flag(t_bad, cols["ts"], "bad timestamp {value!r} (expected unix seconds or ISO-8601)",
              raw_ts)
     chk.flag(np.isnan(t), cols["ts"], "missing timestamp")
-    lat, lat_nn = to_float(df[cols["lat"]])
-    lon, lon_nn = to_float(df[cols["lon"]])
+    comma = sep == ";"
+    lat, lat_nn = to_float(df[cols["lat"]], comma)
+    lon, lon_nn = to_float(df[cols["lon"]], comma)
     chk.check_coords(lat, lon, df[cols["lat"]],
                      df[cols["lon"]], cols["lat"], cols["lon"],
                      lat_nn, lon_nn)
     opt = {}
     for col in ("accuracy_m", "speed_mps", "heading"):
         if col in cols:
-            v, nn = to_float(df[cols[col]])
+            v, nn = to_float(df[cols[col]], comma)
             chk.flag(nn, cols[col], "not a number: {value!r}", df[cols[col]])
             opt[col] = v
         else:

@@ -319,6 +319,14 @@ def test_csv_aliases_semicolon_and_user_argument(tmp_path):
     assert raw.points["lon"].tolist() == [-1.1, -1.2]
 
 
+def test_csv_semicolon_with_decimal_commas(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_text("user_id;ts;lat;lon;accuracy\n010;1700000000;46,15;-1,15;5,5\n"
+                    "010;1700000060;46.16;-1.14;6\n")
+    p = read(path).points
+    assert p["lat"].tolist() == [46.15, 46.16] and p["accuracy_m"].tolist() == [5.5, 6.0]
+
+
 def _csv(tmp_path, body, name="bad.csv"):
     path = tmp_path / name
     path.write_text(body)
