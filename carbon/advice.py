@@ -290,6 +290,7 @@ def advise(trips: pd.DataFrame, footprint: pd.DataFrame, sections: pd.DataFrame,
     cand = car_trips(trips, footprint, params)
     if cand.empty:
         return pd.DataFrame(columns=ADVICE_COLUMNS)
+    cand = cand.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True)
     prof = testers.drop_duplicates("user_id").set_index("user_id") if testers is not None and len(testers) \
         else pd.DataFrame(index=pd.Index([], name="user_id"))
     tz = prof["tz"] if "tz" in prof else pd.Series(dtype=object)
