@@ -51,8 +51,8 @@ class SectionParams:
     max_merge_passes : int
         Upper bound on flip-flop merging passes.
     still_radius_m : float
-        Points of a trip within this of its start (before leaving) or of its end (after
-        arriving) are not classified on their own.
+        Points at the end of a trip within this of its last point (after arriving) are not
+        classified on their own.
     """
 
     walk_max_mps: float = 2.2
@@ -213,15 +213,15 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     raw_cls = cls.copy()
     c = cls[inside]
     t_in = tr.t[inside]
-    # flip-flops are merged on the moving core of each trip; the still head (before the
-    # departure) and tail (after the arrival, up to the e-mission-style end) then join the
-    # first/last section, so no trip starts or ends with a fake "walking" section
+    # flip-flops are merged on the moving core of each trip; the still tail (after the
+    # arrival, up to the e-mission-style end) then joins the last section, so no trip ends
+    # with a fake "walking" section
     moving = np.ones(inside.size, dtype=bool)
     t_end_core = tr.t[e] if e.size else np.empty(0)
     if s.size:
         dep, arr = _trim_to_radius(tr.x, tr.y, s, e, p.still_radius_m)
         arr = np.maximum(arr, dep)
-        moving = (inside >= dep[g]) & (inside <= arr[g])
+        moving = inside <= arr[g]
         t_end_core = tr.t[arr]
     merged = c.copy()
     merged[moving] = _merge_short(c[moving], g[moving], t_in[moving], t_end_core,

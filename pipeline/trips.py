@@ -79,6 +79,9 @@ class TripParams:
         Confidence (percent) for a STILL reading to count.
     activity_window_s : float
         A motion reading describes the points within this many seconds of it.
+    arrival_radius_m : float
+        A trip cut by a silence ends at the first of its last fixes within this (plus the
+        fix's accuracy) of its last one.
     departure_gap_s : float
         A stay point followed by a longer silence is not taken as the departure.
     end_at : str
@@ -98,6 +101,7 @@ class TripParams:
     dwell_points: int = 9
     still_min_s: float = 180.0
     activity_window_s: float = 60.0
+    arrival_radius_m: float = 50.0
     min_still_confidence: float = 50.0
     departure_gap_s: float = 120.0
     end_at: str = "window_median"
@@ -467,7 +471,10 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
             share = np.bincount(k, weights=still_pt[idx], minlength=int(trim.sum())) / \
                 np.maximum(np.bincount(k, minlength=int(trim.sum())), 1)
             trim[np.flatnonzero(trim)] = share >= 0.5
-        e_ext = np.where(trim, np.maximum(arr, s_ext), e_ext)
+        acc = tr.points["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
+        _, arr_near = _trim_to_radius(x, y, s_ext, e_ext, p.arrival_radius_m,
+                                      np.nan_to_num(acc, nan=0.0))
+        e_ext = np.where(trim, np.maximum(arr_near, s_ext), e_ext)
         # moves that never leave the radius are dropped below
         e_ext = np.where(arr > dep, e_ext, s_ext)
 
@@ -490,7 +497,7 @@ def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return idx.astype(np.int64), np.repeat(np.arange(lo.size), lens)
 
 
-def _trim_to_radius(x, y, s, e, radius):
+def _trim_to_radius(x, y, s, e, radius, slack=None):
     """Move each trip's start to the departure (last point of the initial run within
     ``radius`` of the start point) and its end to the arrival (first point of the final run
     within ``radius`` of the end point). A trip that never leaves comes back with s >= e."""
@@ -498,8 +505,9 @@ def _trim_to_radius(x, y, s, e, radius):
         return s, e
     idx, k = expand_ranges(s, e)
     offsets = np.r_[0, np.cumsum(e - s + 1)[:-1]]
-    far_s = np.hypot(x[idx] - x[s[k]], y[idx] - y[s[k]]) > radius
-    far_e = np.hypot(x[idx] - x[e[k]], y[idx] - y[e[k]]) > radius
+    r = radius if slack is None else radius + slack[idx]
+    far_s = np.hypot(x[idx] - x[s[k]], y[idx] - y[s[k]]) > r
+    far_e = np.hypot(x[idx] - x[e[k]], y[idx] - y[e[k]]) > r
     big = np.iinfo(np.int64).max
     first_far = np.minimum.reduceat(np.where(far_s, idx, big), offsets)
     last_far = np.maximum.reduceat(np.where(far_e, idx, -1), offsets)
