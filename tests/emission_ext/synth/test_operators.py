@@ -91,3 +91,23 @@ def test_card_map_maps_every_account(world):
     # parking accounts only for subscribers, whose sessions are at their car park
     p = world.records[world.records["source"] == "parking"].merge(t, on="user_id")
     assert (p["car_park_id"] == p["parking_subscription"]).all()
+
+
+def test_transfer_trips_have_a_second_validation_on_another_line_within_the_hour(world):
+    s = world.truth_sections
+    bus = s[s["mode"] == "BUS"]
+    two = bus.groupby(["user_id", "trip_id"]).filter(lambda g: len(g) >= 2)
+    assert len(two) >= 2
+    rt = world.record_truth.merge(world.records[["record_id", "source", "start_ts", "route_id", "amount_eur",
+                                                 "fare_product"]], on=["record_id", "source"])
+    n_checked = 0
+    for (u, t), g in two.groupby(["user_id", "trip_id"]):
+        v = rt[(rt["user_id"] == u) & (rt["trip_id"] == t) & (rt["source"] == "yelo_bus")].sort_values("start_ts")
+        if len(v) < 2:
+            continue   # no Yélo card: no record
+        n_checked += 1
+        assert v["route_id"].iloc[0] != v["route_id"].iloc[1]
+        assert (v["start_ts"].iloc[1] - v["start_ts"].iloc[0]) < pd.Timedelta(hours=1)
+        if v["fare_product"].iloc[1] == "TICKET_1H":
+            assert v["amount_eur"].iloc[1] == 0.0       # the transfer is free within the hour
+    assert n_checked >= 1
