@@ -405,11 +405,37 @@ def validate(df: pd.DataFrame, name: str) -> pd.DataFrame:
                 i = int(np.argmax(bad))
                 raise SchemaError(name, c.name, f"value {v[i]!r} outside [{lo}, {hi}]", i)
     key = [k for k in t.key if k in df.columns]
-    if key and len(df):
-        dup = df.duplicated(subset=key).to_numpy()
-        if dup.any():
-            raise SchemaError(name, None, f"duplicate key {tuple(key)}", int(np.argmax(dup)))
+    if key and len(df) > 1:
+        row = _first_duplicate(df, key)
+        if row is not None:
+            raise SchemaError(name, None, f"duplicate key {tuple(key)}", row)
     return df
+
+
+def _key_codes(s: pd.Series) -> np.ndarray:
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        return s.array.asi8
+    if pd.api.types.is_numeric_dtype(s.dtype) and not s.isna().any():
+        return s.to_numpy()
+    return pd.factorize(s, use_na_sentinel=False)[0]
+
+
+def _first_duplicate(df: pd.DataFrame, key: list[str]) -> int | None:
+    """Position of the first row whose key repeats an earlier row's, or None.
+
+    Vectorised: one integer code array per key column, a lexicographic sort, then a
+    comparison of neighbours; faster than ``DataFrame.duplicated`` on a million points.
+    """
+    codes = [_key_codes(df[k]) for k in key]
+    n = len(df)
+    order = np.lexsort(codes[::-1])
+    same = np.ones(n - 1, dtype=bool)
+    for c in codes:
+        cs = c[order]
+        same &= cs[1:] == cs[:-1]
+    if not same.any():
+        return None
+    return int(order[1:][same].min())
 
 
 def to_unix(s: pd.Series | pd.DatetimeIndex) -> np.ndarray:
