@@ -90,28 +90,22 @@ def _is_ts(dtype) -> bool:
 
 
 def _frame_to_docs(df: pd.DataFrame, gen: str) -> list[dict]:
+    """Rows as BSON-ready dicts (Python scalars, None for nulls, timestamps as int64 ns),
+    each tagged with the generation id ``_g``. Columns are converted whole; only the final
+    dict-per-row step (what the driver needs) is per row."""
     cols = {}
     for c in df.columns:
-        s = df[c]
+        s = df[c].reset_index(drop=True)
         if _is_ts(s.dtype):
             ns = pd.DatetimeIndex(s).as_unit("ns")
-            v = ns.asi8.astype(object)
+            v = pd.Series(ns.asi8).astype(object)
             v[np.asarray(ns.isna())] = None
-            cols[c] = v
         else:
-            v = s.to_numpy(dtype=object, na_value=None) if s.dtype != object else s.to_numpy()
-            if s.dtype == object:  # bytes / None / NaN
-                v = np.array([None if (x is None or (isinstance(x, float) and np.isnan(x))) else x
-                              for x in v], dtype=object)
-            cols[c] = v
-    names = list(cols)
-    arrays = [cols[n] for n in names]
-    out = []
-    for row in zip(*arrays):
-        d = {n: (x.item() if isinstance(x, np.generic) else x) for n, x in zip(names, row)}
-        d["_g"] = gen
-        out.append(d)
-    return out
+            v = s.astype(object).where(s.notna().to_numpy(), None)
+        cols[c] = v
+    out = pd.DataFrame(cols, index=range(len(df)), dtype=object)
+    out["_g"] = gen
+    return out.to_dict("records")
 
 
 def _docs_to_frame(table: str, docs: list[dict], dtypes: dict | None) -> pd.DataFrame:
