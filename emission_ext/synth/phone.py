@@ -127,7 +127,7 @@ def sense_trip(rng: np.random.Generator, platform: str, legs: list, stay_xy: tup
         dur = max(t_end - track_start, 0.0)
         n = int(dur / sp.android_interval_s * 1.2) + 3
         iv = rng.normal(sp.android_interval_s, 1.0, n)
-        burst = rng.random(n) < faults_burst(sp)
+        burst = rng.random(n) < sp.android_burst_p
         iv[burst] = rng.uniform(2.0, 8.0, burst.sum())
         ts = track_start + rng.uniform(0, 3.0) + np.concatenate([[0.0], np.cumsum(iv)])
         ts = ts[ts <= t_end]
@@ -229,7 +229,3 @@ def sense_trip(rng: np.random.Generator, platform: str, legs: list, stay_xy: tup
                 leg=leg_all, fault=fault, motion_ts=m_ts, motion_act=acts, motion_conf=conf,
                 transitions=tr, gap=gap, track_start=track_start)
 
-
-def faults_burst(sp: SensingParams) -> float:
-    """Share of Android fixes followed by a quick one (a sensing habit, not a fault)."""
-    return sp.android_burst_p

@@ -123,6 +123,7 @@ class TesterLife:
         self.car_xy = self.home if tester["has_car"] else None   # where the own car is parked
         self.car_cp = None                                        # ... and the car park, if any
         self.carshare_station = None   # while a car-share car is out: its station row
+        self.tour_mode = W             # mode of the tour that left home last
 
     # ---------------------------------------------------------------- ids
     def _pid(self) -> str:
@@ -258,7 +259,8 @@ class TesterLife:
                 return False
             legs = self._fallback(day, t0, x0, y0, x1, y1, dist)
         if at_home:
-            self.tour_mode = mode if legs is not None else W
+            used = {lg.mode for lg in legs}
+            self.tour_mode = CA if CA in used and self.car_xy is not None else BI if BI in used else mode
         trip = Trip(self._tid(), purpose, legs)
         prev = self.stays[-1]
         prev.exit = trip.start
@@ -270,8 +272,6 @@ class TesterLife:
         self.now = trip.end
         self.pos = (stay.x, stay.y)
         return True
-
-    tour_mode: str = W
 
     def _fallback(self, day, t0, x0, y0, x1, y1, dist):
         if dist < 3000 or not (self.t["has_car"] or self.t["has_bike"]):

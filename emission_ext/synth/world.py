@@ -34,7 +34,7 @@ MAIN_MODE_ORDER = (Mode.TRAIN.value, Mode.FERRY.value, Mode.BUS.value, Mode.CARS
                    Mode.WALKING.value)
 
 #: points a tester produces per day, measured on default worlds (used to size --points worlds)
-POINTS_PER_TESTER_DAY = {"android": 230.0, "ios": 150.0, "mixed": 205.0}
+POINTS_PER_TESTER_DAY = {"android": 140.0, "ios": 240.0, "mixed": 170.0}
 
 
 @dataclass(frozen=True)
