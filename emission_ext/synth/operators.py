@@ -276,8 +276,9 @@ def operator_files(rng: np.random.Generator, records: pd.DataFrame, testers: pd.
             n_mal = max(n_mal, faults.min_malformed)
             n_dup = max(n_dup, faults.min_duplicates)
         mal = rng.choice(n, min(n_mal, n), replace=False)
+        first_kind = int(rng.integers(3))
         for j, i in enumerate(mal):  # per malformed row (a handful)
-            kind = j % 3
+            kind = (first_kind + j) % 3
             if kind == 0:
                 df.at[i, time_col[name]] = "2026-02-31T25:61:00"
             elif kind == 1:
