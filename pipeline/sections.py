@@ -247,6 +247,13 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         idx, k = expand_ranges(first_pt[multi], last_pt[multi])
         lines = shapely.linestrings(np.column_stack([tr.lon[idx], tr.lat[idx]]), indices=k)
         geom[multi] = shapely.to_wkb(lines)
+    # the first section of a trip starts when the trip does (a departure may precede its
+    # first fix, see pipeline.trips.departure_times)
+    sec_start = tr.t[first_pt] if starts.size else np.empty(0)
+    if starts.size:
+        first_of_trip = ordinal == 0
+        trip_start = schema.to_unix(trips["start_ts"])
+        sec_start = np.where(first_of_trip, np.minimum(trip_start[sec_trip], sec_start), sec_start)
     sec_cls = merged[starts] if starts.size else np.empty(0, np.int64)
     # confidence of the hint: share of the section's points whose own class agrees
     agree = (raw_cls[inside] == np.repeat(sec_cls, lens)).astype(float) if starts.size else np.empty(0)
@@ -256,10 +263,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         "user_id": users[sec_trip].astype(str) if starts.size else np.empty(0, dtype=str),
         "trip_id": trip_ids[sec_trip] if starts.size else np.empty(0, dtype=object),
         "section_id": sec_ids,
-        "start_ts": schema.from_unix(tr.t[first_pt]),
+        "start_ts": schema.from_unix(sec_start),
         "end_ts": schema.from_unix(tr.t[last_pt]),
         "distance_m": cum[last_pt] - cum[first_pt],
-        "duration_s": tr.t[last_pt] - tr.t[first_pt],
+        "duration_s": tr.t[last_pt] - sec_start,
         "mode": sensed,
         "mode_confidence": np.clip(conf, 0.0, 1.0),
         "mode_source": np.full(starts.size, "rule", dtype=object),

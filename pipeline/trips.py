@@ -79,6 +79,8 @@ class TripParams:
         Confidence (percent) for a STILL reading to count.
     activity_window_s : float
         A motion reading describes the points within this many seconds of it.
+    max_bridge_s : float
+        Longest silence the phone's state machine can bridge (a wait, a transfer), seconds.
     arrival_radius_m : float
         A trip cut by a silence ends at the first of its last fixes within this (plus the
         fix's accuracy) of its last one.
@@ -102,10 +104,11 @@ class TripParams:
     still_min_s: float = 180.0
     activity_window_s: float = 60.0
     arrival_radius_m: float = 50.0
+    max_bridge_s: float = 1800.0
     min_still_confidence: float = 50.0
     departure_gap_s: float = 120.0
     end_at: str = "window_median"
-    min_trip_distance_m: float = 200.0
+    min_trip_distance_m: float = 100.0
     min_trip_duration_s: float = 60.0
 
 
@@ -408,7 +411,7 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
     ongoing, next_end = _phone_trip_continues(tr, transitions, p.dwell_time_s)
     # a silence is bridged when the phone was on a trip when it began and stayed so through it
     # (an iOS visit reported inside the silence means it was a stay after all)
-    bridged = np.r_[False, ongoing[:-1] & (next_end[:-1] > t[1:])]
+    bridged = np.r_[False, ongoing[:-1] & (next_end[:-1] > t[1:])] & (dt <= p.max_bridge_s)
     bridged &= ~_events_in_gaps(tr, transitions, _matching(transitions, "transition", ("VISIT_",)))
     stay_gap = (((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
                 | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap) & ~bridged
@@ -526,6 +529,34 @@ def _user_tz(tr: Track) -> np.ndarray:
     return np.full(len(tr.users), schema.DEFAULT_TZ, dtype=object)
 
 
+def departure_times(tr: Track, s: np.ndarray, e: np.ndarray, min_speed_mps: float = 0.5,
+                    first_steps: int = 3) -> np.ndarray:
+    """Start time of each trip, seconds.
+
+    A trip whose first fix follows a silence (the phone only woke up once the tester had left,
+    e.g. after an iOS geofence exit) started before that fix: the departure is taken back from
+    the first fix by the distance from the previous fix (where the tester was) at the trip's
+    initial speed (mean over its first steps, at least ``min_speed_mps``), and never before
+    the previous fix. Otherwise it is the time of the first fix.
+    """
+    start = tr.t[s].copy()
+    if s.size == 0:
+        return start
+    prev = s - 1
+    has_prev = (s > 0) & ~tr.new_user[s]
+    if not has_prev.any():
+        return start
+    cum = np.cumsum(np.where(tr.new_user, 0.0, tr.step))
+    k = np.minimum(s + first_steps, e)
+    dt0 = tr.t[k] - tr.t[s]
+    v = np.where(dt0 > 0, (cum[k] - cum[s]) / np.where(dt0 > 0, dt0, 1.0), 0.0)
+    v = np.maximum(v, min_speed_mps)
+    back = tr.step[s] / v
+    pp = np.maximum(prev, 0)
+    est = np.maximum(tr.t[pp], tr.t[s] - back)
+    return np.where(has_prev, est, start)
+
+
 def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trips and places tables from trip index ranges (see :func:`detect_trips`)."""
     import shapely
@@ -541,7 +572,7 @@ def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, 
         coords = np.column_stack([tr.lon[idx], tr.lat[idx]])
         lines = shapely.linestrings(coords, indices=np.repeat(np.arange(s.size), lens))
         geom = np.asarray(shapely.to_wkb(lines), dtype=object)
-    start_ts = tr.t[s]
+    start_ts = departure_times(tr, s, e)
     trip_id = _trip_ids(users, start_ts)
     trip_code = tr.codes[s]
 
@@ -552,7 +583,7 @@ def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, 
     before = np.flatnonzero(first_of_user)
     pl_code = np.r_[trip_code[before], trip_code]
     pl_enter = np.r_[np.full(before.size, np.nan), tr.t[e]]
-    pl_exit = np.r_[tr.t[s[before]], np.where(last_of_user, np.nan, np.r_[tr.t[s][1:], np.nan])]
+    pl_exit = np.r_[start_ts[before], np.where(last_of_user, np.nan, np.r_[start_ts[1:], np.nan])]
     # location: median of the points of the stay (between the trips), or the trip end point
     lo_idx = np.r_[np.searchsorted(tr.codes, trip_code[before], side="left"), e]
     hi_idx = np.r_[s[before], np.where(last_of_user, np.searchsorted(tr.codes, trip_code, side="right") - 1,
@@ -607,7 +638,7 @@ def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, 
         "end_lat": tr.lat[e], "end_lon": tr.lon[e],
         "start_place_id": start_place, "end_place_id": end_place,
         "distance_m": cum[e] - cum[s],
-        "duration_s": tr.t[e] - tr.t[s],
+        "duration_s": tr.t[e] - start_ts,
         "geometry": geom,
         "origin": np.full(s.size, "gps", dtype=object),
         "tz": tz[trip_code] if s.size else np.empty(0, dtype=object),

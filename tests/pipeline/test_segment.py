@@ -82,5 +82,5 @@ def test_moving_tracks_with_repeats_and_users(n, speed, dt, users):
     res = segment_user(pts)
     check(res, len(pts))
     # a trip that never ends is closed at the last point
-    if len(res["trips"]):
-        assert res["trips"]["end_ts"].max() <= pts["ts"].max()
+    if len(res["trips"]):  # (unix-second floats carry ~0.2 us of rounding)
+        assert res["trips"]["end_ts"].max() <= pts["ts"].max() + pd.Timedelta("1ms")
