@@ -29,7 +29,7 @@ Pure: tables in, tables out; parameters in :class:`FusionParams`. Units: seconds
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -96,6 +96,12 @@ class FusionParams:
     mid_cost : float
         Cost of an event well inside a section (more than ``skew_s`` from both ends) whose
         place lies within ``near_m`` of the section's path: the GPS missed a mode change there.
+    min_offset_events : int
+        An operator's clock offset is estimated (median over clear matches) and corrected when
+        at least this many of its events match clearly; 0 disables the correction.
+    merge_ride_pieces : bool
+        Merge a validated section with the following motorised/unknown sections of its trip
+        (a bus or boat ride the GPS cut into pieces) up to the next section of another family.
     detour : float
         Ratio of travelled to straight-line distance for record-only sections without an
         operator distance.
@@ -114,6 +120,8 @@ class FusionParams:
     incompatible_penalty: float = 2.0
     mismatch_penalty: float = 0.15
     mid_cost: float = 0.5
+    min_offset_events: int = 5
+    merge_ride_pieces: bool = True
     detour: float = 1.3
     gap_speed_mps: float = 15.0
 
@@ -139,12 +147,16 @@ class FusionResult:
         ``mode_conflict`` (incompatible confident/user mode), ``no_section`` (during a GPS
         trip but near none of its sections) or ``records_disagree`` (two records give one
         section different modes).
+    clock_offsets : dict
+        Estimated clock offset of each record source, seconds (operator clock minus phone
+        clock); sources with too few clear matches are absent and not corrected.
     """
 
     trips: pd.DataFrame
     sections: pd.DataFrame
     records: pd.DataFrame
     conflicts: pd.DataFrame
+    clock_offsets: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Counts for a printed summary."""
@@ -580,8 +592,16 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     ev_u = users.get_indexer(records["user_id"].to_numpy(dtype=object))[ev["rec"].to_numpy()]
     ev_mode = rec_mode[ev["rec"].to_numpy()]
 
-    # pass 1: match, find missed mode changes, split
+    # pass 1: match; estimate each source's clock offset from the clear matches and correct it;
+    # find missed mode changes, split
     m = _match_events(ev, ev_u, ev_mode, sec, p)
+    ev_src = src[ev["rec"].to_numpy()]
+    offsets = _clock_offsets(m, ev_src, p)
+    if offsets:
+        shift = pd.Series(ev_src).map(offsets).fillna(0.0).to_numpy()
+        for c in ("t", "r0", "r1"):
+            ev[c] = ev[c] - shift
+        m = _match_events(ev, ev_u, ev_mode, sec, p)
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
     far_inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy()) > p.min_split_s + p.skew_s
@@ -621,12 +641,18 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     span = _span_claims(ev, m, sec, rec_mode, src, p)
     if len(span):
         claims = pd.concat([claims, span], ignore_index=True)
+    sf = sec.frame
+    # a validation's ride goes on through the next motorised pieces the GPS cut it into: merge them
+    if p.merge_ride_pieces and len(sf):
+        sf, newpos = _merge_ride_pieces(sec, rec_sec, rec_locked, rec_mode, src, p)
+        ok_rec = rec_sec >= 0
+        rec_sec = np.where(ok_rec, newpos[np.maximum(rec_sec, 0)], -1)
+        claims["sec"] = newpos[claims["sec"].to_numpy()]
     claims = claims.sort_values(["sec", "cost"], kind="stable").drop_duplicates(["sec", "rec"])
     claims["mode"] = rec_mode[claims["rec"].to_numpy()]
     claims["msrc"] = pd.Series(src[claims["rec"].to_numpy()]).map(SOURCE_MODE_SOURCE).to_numpy()
 
     conflicts = []
-    sf = sec.frame
     # records that disagree on one section: the cheapest claim wins, the others are reviewed
     nmodes = claims.groupby("sec")["mode"].transform("nunique").to_numpy()
     winner = ~claims.duplicated("sec", keep="first").to_numpy()
@@ -692,7 +718,98 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         {c: pd.Series([], dtype=object) for c in CONFLICT_COLUMNS})
     return FusionResult(out_trips.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
                         out_sections.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
-                        schema.coerce(out_records, "records"), conf_df.reset_index(drop=True))
+                        schema.coerce(out_records, "records"), conf_df.reset_index(drop=True), offsets)
+
+
+def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionParams):
+    """Merge each validated section with the following sections of the same trip that the
+    ride plausibly continues through (motorised or unknown, not confidently or user-set
+    otherwise, until the first section of another family, e.g. the walk after alighting).
+
+    Returns (new internal frame, position of each old row in it)."""
+    df = sec.frame
+    n = len(df)
+    newpos = np.arange(n)
+    is_val = np.isin(src, ["yelo_bus", "yelo_boat"])
+    heads = np.unique(rec_sec[(rec_sec >= 0) & is_val & ~rec_locked])
+    if n == 0 or not len(heads):
+        return df, newpos
+    trip = df["trip_id"].to_numpy(dtype=object)
+    fam = pd.Series(sec.mode).map(FAMILY).fillna("any").to_numpy(dtype=object)
+    locked = (sec.conf >= p.confident) | sec.user_set
+    cont = np.isin(fam, ["road", "rail", "water"]) & ~locked
+    same_trip = np.r_[False, (trip[1:] == trip[:-1]) & (sec.ucode[1:] == sec.ucode[:-1])]
+    joinable = cont & same_trip  # row i may be merged into row i-1's ride
+    # group id: a head starts a group; a joinable row that follows a grouped row joins it
+    start = np.zeros(n, bool)
+    start[heads] = True
+    brk = start | ~joinable
+    grp_start = np.maximum.accumulate(np.where(brk, np.arange(n), 0))
+    in_ride = start[grp_start] & (joinable | start)
+    group = np.where(in_ride, grp_start, np.arange(n))
+    if (group == np.arange(n)).all():
+        return df, newpos
+    order_key = pd.Series(group)
+    first = ~order_key.duplicated().to_numpy()
+    last = ~order_key.duplicated(keep="last").to_numpy()
+    out = df[first].copy()
+    g_first = group[first]
+    agg = pd.DataFrame({"g": group, "t1": df["_t1"].to_numpy(), "d": df["distance_m"].to_numpy(dtype="float64"),
+                        "lat1": df["_lat1"].to_numpy(), "lon1": df["_lon1"].to_numpy()})
+    t1 = agg.groupby("g")["t1"].max()
+    dist = agg.groupby("g")["d"].sum()
+    lastrow = agg[last].set_index("g")
+    out["_t1"] = t1.reindex(g_first).to_numpy()
+    out["distance_m"] = dist.reindex(g_first).to_numpy()
+    out["duration_s"] = out["_t1"].to_numpy() - out["_t0"].to_numpy()
+    out["_lat1"] = lastrow["lat1"].reindex(g_first).to_numpy()
+    out["_lon1"] = lastrow["lon1"].reindex(g_first).to_numpy()
+    if "geometry" in df:
+        out["geometry"] = _concat_lines(df["geometry"].to_numpy(dtype=object), group, g_first)
+    newpos = np.searchsorted(g_first, group)
+    return out.reset_index(drop=True), newpos
+
+
+def _concat_lines(wkb: np.ndarray, group: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """One LineString per group from its rows' LineStrings, in row order (WKB; None when the
+    group has no geometry)."""
+    import shapely
+
+    has = np.array([isinstance(x, (bytes, bytearray, memoryview)) and len(x) > 0 for x in wkb], dtype=bool)
+    out = np.full(len(groups), None, dtype=object)
+    if not has.any():
+        return out
+    geoms = shapely.from_wkb(wkb[has], on_invalid="ignore")
+    coords, gi = shapely.get_coordinates(geoms, return_index=True)
+    owner = np.searchsorted(groups, group[has][gi])
+    counts = np.bincount(owner, minlength=len(groups))
+    ok = counts >= 2
+    keep = ok[owner]
+    lines = shapely.linestrings(coords[keep], indices=owner[keep])
+    idx = np.flatnonzero(ok)
+    out[idx] = shapely.to_wkb(lines) if len(idx) else out[idx]
+    # groups with a single vertex in all: keep their first row's geometry
+    first_geom = pd.Series(wkb).groupby(group).first()
+    single = np.flatnonzero(~ok)
+    out[single] = first_geom.reindex(groups[single]).to_numpy(dtype=object)
+    return out
+
+
+def _clock_offsets(m: pd.DataFrame, ev_src: np.ndarray, p: FusionParams) -> dict[str, float]:
+    """Median time offset (s) of each source's events from the section ends they matched,
+    over clear matches (at the place, within the skew tolerance); sources with fewer than
+    ``p.min_offset_events`` such matches get no correction. Clipped to +-``skew_s``."""
+    if p.min_offset_events <= 0:
+        return {}
+    dt = m["dt"].to_numpy(dtype="float64")
+    clear = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy(dtype=bool) & \
+        (m["dd"].to_numpy(dtype="float64") <= p.near_m) & (np.abs(dt) <= p.skew_s)
+    if not clear.any():
+        return {}
+    d = pd.DataFrame({"src": ev_src[clear], "dt": dt[clear]})
+    g = d.groupby("src")["dt"].agg(["median", "size"])
+    g = g[g["size"] >= p.min_offset_events]
+    return {k: float(np.clip(v, -p.skew_s, p.skew_s)) for k, v in g["median"].items()}
 
 
 def _rebuild(frame: pd.DataFrame, old: _Sec) -> _Sec:

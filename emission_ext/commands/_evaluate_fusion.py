@@ -44,7 +44,7 @@ def command(testers, days, seeds, no_segmented):
             if acc is None:
                 totals[s.against] = s
             else:
-                for f in ("records", "attach_total", "attach_right", "attach_cover", "fused_sections",
+                for f in ("records", "attach_total", "attach_right", "attach_cover", "attach_best_ours", "fused_sections",
                           "fused_mode_right", "missed_total", "missed_record_only", "conflicts"):
                     setattr(acc, f, getattr(acc, f) + getattr(s, f))
                 acc.seconds += s.seconds

@@ -36,6 +36,7 @@ class FusionScore:
     attach_total: int            # of which the phone recorded the trip
     attach_right: int            # attached to the true section (segmented: the one it overlaps most)
     attach_cover: int            # attached to a section covering >= half of the true section's time
+    attach_best_ours: int        # attached to our section that overlaps the true section most
     fused_sections: int          # sections whose mode came from a record
     fused_mode_right: int
     missed_total: int            # records whose trip the phone missed
@@ -58,7 +59,8 @@ class FusionScore:
 
     def line(self) -> str:
         return (f"{self.against}: attached right {self.attach_right}/{self.attach_total} = {self.attach_share:.3f} "
-                f"(covering the true section: {self.attach_cover / max(self.attach_total, 1):.3f}); "
+                f"(covering the true section: {self.attach_cover / max(self.attach_total, 1):.3f}; "
+                f"our section closest to the true one: {self.attach_best_ours / max(self.attach_total, 1):.3f}); "
                 f"fused-section modes right {self.fused_mode_right}/{self.fused_sections} = {self.mode_share:.3f}; "
                 f"record-only trips for phone-missed records {self.missed_record_only}/{self.missed_total} = "
                 f"{self.record_only_share:.3f}; conflicts {self.conflicts}; fuse {self.seconds:.2f} s"
@@ -153,12 +155,21 @@ def score(res, truth_sections: pd.DataFrame, record_truth: pd.DataFrame, against
     t0, t1 = (schema.to_unix(tsi["start_ts"].reindex(tkey)), schema.to_unix(tsi["end_ts"].reindex(tkey)))
     cover = (np.minimum(o1, t1) - np.maximum(o0, t0)) / np.maximum(t1 - t0, 1.0)
     covered = np.nan_to_num(cover, nan=0.0) >= 0.5
+    # fusion's own choice: the record sits on the section of ours that overlaps its true
+    # section most (the best the segmentation offers)
+    if exact_ids:
+        best_ours_right = right
+    else:
+        best_ours = _best_truth(truth_sections, res.sections)  # true section -> our section
+        bo = best_ours.reindex(tkey).to_numpy(dtype=object)
+        best_ours_right = bo == r["section_id"].to_numpy(dtype=object)
     fkey = pd.MultiIndex.from_arrays([fused["user_id"].to_numpy(dtype=object), fused_truth.to_numpy(dtype=object)])
     true_mode = tmode.reindex(fkey).to_numpy(dtype=object)
     mode_right = fused["mode"].to_numpy(dtype=object) == true_mode
     return FusionScore(
         against=against, records=len(r), attach_total=int((~missed).sum()),
-        attach_right=int(right[~missed].sum()), attach_cover=int(covered[~missed].sum()), fused_sections=len(fused), fused_mode_right=int(mode_right.sum()),
+        attach_right=int(right[~missed].sum()), attach_cover=int(covered[~missed].sum()),
+        attach_best_ours=int(best_ours_right[~missed].sum()), fused_sections=len(fused), fused_mode_right=int(mode_right.sum()),
         missed_total=int(missed.sum()), missed_record_only=int(r["trip_id"][missed].isin(rec_trips).sum()),
         conflicts=len(res.conflicts), seconds=seconds, note=note)
 

@@ -257,3 +257,35 @@ def test_many_users_random_skew():
     got = res.records.set_index("record_id")["section_id"].reindex(rid).to_numpy()
     assert (got == (tid + "-s1")).all()
     assert (res.sections.loc[res.sections["section_id"].str.endswith("-s1"), "mode_source"] == "yelo").all()
+
+
+def test_operator_clock_offset_is_estimated_and_corrected():
+    trips, secs, rows = [], [], []
+    for k in range(8):
+        t, s = make([("WALKING", 60 * k, 60 * k + 8, [0, 1], 0.9), ("CAR", 60 * k + 8, 60 * k + 30, [1, 3, 6], 0.6)],
+                     trip=f"t{k}")
+        trips.append(t)
+        secs.append(s)
+        rows.append(rec(f"V{k}", "yelo_bus", 60 * k + 8 + 2.5, 1))  # the operator's clock is 150 s fast
+    res = fuse(pd.concat(trips), pd.concat(secs), recs(*rows))
+    assert res.clock_offsets["yelo_bus"] == pytest.approx(150.0, abs=1.0)
+    assert (res.records["section_id"] == [f"t{k}-s1" for k in range(8)]).all()
+    few = fuse(trips[0], secs[0], recs(rows[0]))
+    assert few.clock_offsets == {}  # too few clear matches to estimate
+
+
+def test_a_ride_cut_in_pieces_is_merged_up_to_the_walk():
+    legs = [("WALKING", 0, 8, [0, 1], 0.9), ("CAR", 8, 14, [1, 3], 0.6), ("CAR", 14, 25, [3, 6], 0.6),
+            ("WALKING", 25, 30, [6, 7], 0.9), ("CAR", 30, 40, [7, 9], 0.6)]
+    t, s = make(legs)
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.2, 1)))
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0", "t1-s1", "t1-s3", "t1-s4"]
+    assert sec.loc["t1-s1", "mode"] == "BUS" and sec.loc["t1-s1", "end_ts"] == ts(25)
+    assert sec.loc["t1-s1", "distance_m"] == pytest.approx(s["distance_m"].iloc[1] + s["distance_m"].iloc[2])
+    g = shapely.get_coordinates(shapely.from_wkb(sec.loc["t1-s1", "geometry"]))
+    assert g[0].tolist() == [P[1][1], P[1][0]] and g[-1].tolist() == [P[6][1], P[6][0]]
+    assert sec.loc["t1-s4", "mode"] == "CAR"  # after the walk: another ride, not this one
+    assert matched(res, "V1")[1] == "t1-s1"
+    off = fuse(t, s, recs(rec("V1", "yelo_bus", 8.2, 1)), FusionParams(merge_ride_pieces=False))
+    assert len(off.sections) == 5
