@@ -243,3 +243,39 @@ def _make(operator: str, what: str):
 
 _make("yelo", "Yélo validation, bike-share, car-share and card-map")
 _make("parking", "parking session and card-map")
+
+
+@command.command("status")
+@store_option
+@click.pass_context
+def status(ctx, store, store_db):
+    """Summary of the operator records in the store: per source, matched to a GPS section,
+    in record-only trips, unmatched; conflicts to review; rows waiting in quarantine."""
+    st = open_ctx_store(ctx, store, store_db)
+    rec = st.read("records")
+    trips = st.read("trips")
+    try:
+        conflicts = st.read("conflicts")
+    except StoreError:
+        conflicts = pd.DataFrame()
+    rec_only = set(zip(trips.loc[trips.get("origin", pd.Series(dtype=object)) == "record", "user_id"],
+                       trips.loc[trips.get("origin", pd.Series(dtype=object)) == "record", "trip_id"]))
+    in_rec_only = pd.Series([(u, t) in rec_only for u, t in zip(rec["user_id"], rec["trip_id"])], dtype=bool,
+                            index=rec.index)
+    matched = rec["section_id"].notna() & ~in_rec_only
+    click.echo(f"records: {len(rec)} ({rec['user_id'].nunique()} testers)")
+    for src, g in rec.groupby("source"):
+        m = int(matched[g.index].sum())
+        r = int(in_rec_only[g.index].sum())
+        click.echo(f"  {src:10s} {len(g):6d}: {m} on GPS sections, {r} in record-only trips, "
+                   f"{len(g) - m - r} not fused yet or unmatched")
+    click.echo(f"record-only trips: {len(rec_only)}")
+    if len(conflicts) and "kind" in conflicts:
+        kinds = ", ".join(f"{k} {n}" for k, n in conflicts["kind"].value_counts().items())
+        click.echo(f"conflicts to review: {len(conflicts)} ({kinds})")
+    else:
+        click.echo("conflicts to review: 0")
+    qdir = Path(data_dir(ctx)) / "operator" / "quarantine"
+    qfiles = sorted(qdir.glob("*.quarantine.csv")) if qdir.exists() else []
+    n_q = sum(len(pd.read_csv(f, dtype=str, keep_default_na=False)) for f in qfiles)
+    click.echo(f"quarantined rows: {n_q} in {len(qfiles)} file(s){' under ' + str(qdir) if qfiles else ''}")

@@ -125,3 +125,8 @@ def test_fuse_stage_on_stored_records(tmp_path, files, capsys):
     for t in ("trips", "sections", "records", "conflicts"):
         st.replace_user(t, "010", out[t])
     assert st.read("records", ["010"])["section_id"].notna().all()
+    code, out, err = cli(capsys, "--data-dir", str(data), "ingest", "status")
+    assert code == 0, err
+    assert "records: 2 (1 testers)" in out
+    assert "parking         2: 1 on GPS sections, 1 in record-only trips, 0 not fused yet or unmatched" in out
+    assert "record-only trips: 1" in out and "conflicts to review: 0" in out
