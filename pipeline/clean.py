@@ -21,7 +21,25 @@ import pandas as pd
 
 from emission_ext import schema
 
-from .geo import haversine_m
+from .geo import fast_distance_m
+
+
+def sort_by_user_time(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+    """Stable ordering by (user code, time); no work when already ordered.
+
+    One int64 key (user code and microseconds since the earliest fix) sorted once, instead
+    of a two-key lexsort; falls back to lexsort when the key would overflow.
+    """
+    if codes.size == 0:
+        return np.empty(0, np.int64)
+    us = (ts_ns - ts_ns.min()) // 1000
+    span = int(us.max()) + 1
+    if (int(codes.max()) + 1) * span < 2 ** 62:
+        key = codes.astype(np.int64) * span + us
+        if np.all(key[1:] >= key[:-1]):
+            return np.arange(codes.size)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts_ns, codes))
 
 REASONS = ("invalid", "duplicate", "inaccurate", "jump")
 
@@ -73,13 +91,13 @@ def _robust_threshold(speed: np.ndarray, valid: np.ndarray, codes: np.ndarray, n
 
 
 def _jumps(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, codes: np.ndarray,
-           thr_of_group: np.ndarray) -> np.ndarray:
+           thr_of_group: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Boolean mask of jump fixes among sorted points (one pass)."""
     n = lat.size
     out = np.zeros(n, dtype=bool)
     if n < 3:
         return out
-    d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])      # step k: k -> k+1
+    # d[k]: step k -> k+1, metres
     dt = np.diff(t)
     v = np.where(dt > 0, d / np.maximum(dt, 1e-9), np.where(d > 0, np.inf, 0.0))
     same = codes[1:] == codes[:-1]
@@ -89,7 +107,7 @@ def _jumps(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, codes: np.ndarray,
     v_in, v_out = v[:-1], v[1:]
     d_in, d_out = d[:-1], d[1:]
     # distance between the two neighbours of each interior point
-    d_skip = haversine_m(lat[:-2], lon[:-2], lat[2:], lon[2:])
+    d_skip = fast_distance_m(lat[:-2], lon[:-2], lat[2:], lon[2:])
     spike = (v_in > thr) & (v_out > thr) & (d_skip < 0.5 * (d_in + d_out))
     out[1:-1] = spike
     return out
@@ -115,7 +133,7 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     """
     pts = schema.coerce(points, "points")
     n = len(pts)
-    reason = np.full(n, "", dtype=object)
+    reason = np.zeros(n, dtype=np.int8)  # 0 kept, else 1 + index into REASONS
     if n == 0:
         return pts.reset_index(drop=True), pts.assign(reason=pd.Series([], dtype="str"))
     lat = pts["lat"].to_numpy(dtype="float64", na_value=np.nan)
@@ -123,45 +141,57 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     tsv = pts["ts"].isna().to_numpy()
     invalid = (tsv | ~np.isfinite(lat) | ~np.isfinite(lon) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
                | ((lat == 0) & (lon == 0)) | pts["user_id"].isna().to_numpy())
-    reason[invalid] = "invalid"
+    reason[invalid] = 1
     acc = pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-    # duplicates: same user and timestamp; keep the most accurate one
     codes, _ = pd.factorize(pts["user_id"], sort=True)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
-    acc_key = np.where(np.isfinite(acc), acc, np.inf)
-    order = np.lexsort((acc_key, tsi, invalid, codes))
-    ok_sorted = ~invalid[order]
-    same_prev = np.r_[False, (codes[order][1:] == codes[order][:-1]) & (tsi[order][1:] == tsi[order][:-1])
-                      & ok_sorted[1:] & ok_sorted[:-1]]
-    dup = np.zeros(n, dtype=bool)
-    dup[order[same_prev]] = True
-    reason[dup & (reason == "")] = "duplicate"
-    bad_acc = np.isfinite(acc) & (acc > params.max_accuracy_m)
-    reason[bad_acc & (reason == "")] = "inaccurate"
+    # order the valid points by (user, time)
+    valid_idx = np.flatnonzero(~invalid)
+    order = valid_idx[sort_by_user_time(codes[valid_idx], tsi[valid_idx])]
+    # duplicates: same user and timestamp; keep the most accurate one
+    c_o, t_o = codes[order], tsi[order]
+    new_key = np.r_[True, (c_o[1:] != c_o[:-1]) | (t_o[1:] != t_o[:-1])]
+    if not new_key.all():
+        acc_o = acc[order]
+        acc_o = np.where(np.isfinite(acc_o), acc_o, np.inf)
+        run = np.cumsum(new_key) - 1
+        best = np.minimum.reduceat(acc_o, np.flatnonzero(new_key))
+        cand = np.flatnonzero(acc_o == best[run])
+        _, first = np.unique(run[cand], return_index=True)
+        keep = np.zeros(order.size, dtype=bool)
+        keep[cand[first]] = True
+        reason[order[~keep]] = 2
+        order = order[keep]
+    bad_acc = np.isfinite(acc[order]) & (acc[order] > params.max_accuracy_m)
+    reason[order[bad_acc]] = 3
 
     # jump removal on the surviving points, in (user, ts) order
-    keep_idx = order[reason[order] == ""]
+    keep_idx = order[~bad_acc]
     ngroups = int(codes.max()) + 1 if n else 0
     t_all = tsi.astype("float64") / 1e9
     for _ in range(max(0, params.jump_passes)):
         if keep_idx.size < 3:
             break
         la, lo, tt, cc = lat[keep_idx], lon[keep_idx], t_all[keep_idx], codes[keep_idx]
-        d = haversine_m(la[:-1], lo[:-1], la[1:], lo[1:])
+        d = fast_distance_m(la[:-1], lo[:-1], la[1:], lo[1:])
         dt = np.diff(tt)
         same = cc[1:] == cc[:-1]
         valid = same & (dt > 0)
         v = np.zeros(d.size)
         v[valid] = d[valid] / dt[valid]
         thr = _robust_threshold(v, valid & (d > 0), cc[1:], ngroups, params)
-        jm = _jumps(la, lo, tt, cc, thr)
+        jm = _jumps(la, lo, tt, cc, thr, d)
         if not jm.any():
             break
-        reason[keep_idx[jm]] = "jump"
+        reason[keep_idx[jm]] = 4
         keep_idx = keep_idx[~jm]
 
-    removed_mask = reason != ""
-    clean = pts.iloc[keep_idx].reset_index(drop=True)
+    removed_mask = reason > 0
+    if keep_idx.size == n and np.all(keep_idx[1:] > keep_idx[:-1]):
+        clean = pts.reset_index(drop=True)  # nothing dropped, already in order: no copy
+    else:
+        clean = pts.iloc[keep_idx].reset_index(drop=True)
     removed = pts.loc[removed_mask].copy()
-    removed["reason"] = pd.Series(reason[removed_mask], index=removed.index, dtype="str")
+    names = np.array(("",) + REASONS, dtype=object)
+    removed["reason"] = pd.Series(names[reason[removed_mask]], index=removed.index, dtype="str")
     return clean, removed.reset_index(drop=True)

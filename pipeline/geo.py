@@ -4,7 +4,8 @@ Why: every segmentation rule ("within 100 m", "faster than 50 m/s") needs metres
 pipeline must work on data from anywhere (the real test days are in California, the product
 runs in La Rochelle). Coordinates are projected once, on whole arrays, into a local metric
 projection chosen from the data: Lambert-93 (EPSG:2154) inside metropolitan France, the local
-UTM zone elsewhere (pyproj). Consecutive-point distances use the haversine formula on arrays.
+UTM zone elsewhere (pyproj). Point-to-point distances use the haversine formula, or the
+equirectangular approximation where ~0.1 % is plenty (jump detection), on arrays.
 No function here builds one object per point.
 """
 from __future__ import annotations
@@ -133,6 +134,23 @@ def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
     dlon = np.radians(np.asarray(lon2, dtype="float64") - np.asarray(lon1, dtype="float64"))
     a = np.sin(dlat / 2.0) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin(dlon / 2.0) ** 2
     return 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def fast_distance_m(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Distance between paired points, metres, by the equirectangular approximation.
+
+    About four times cheaper than :func:`haversine_m`; the error is below 0.1 % for points
+    less than ~100 km apart (the consecutive fixes of a phone) and it still grows with the true
+    distance for farther pairs, which is all jump detection needs.
+    """
+    lat1 = np.asarray(lat1, dtype="float64")
+    lat2 = np.asarray(lat2, dtype="float64")
+    k = np.pi / 180.0
+    dlon = (np.asarray(lon2, dtype="float64") - np.asarray(lon1, dtype="float64"))
+    dlon = (dlon + 180.0) % 360.0 - 180.0  # across the antimeridian
+    x = dlon * np.cos((lat1 + lat2) * (0.5 * k))
+    y = lat2 - lat1
+    return EARTH_RADIUS_M * k * np.hypot(x, y)
 
 
 def step_distances(lat, lon) -> np.ndarray:

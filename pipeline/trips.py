@@ -30,6 +30,7 @@ import pandas as pd
 
 from emission_ext import schema
 
+from .clean import sort_by_user_time
 from .geo import project_by_group
 
 #: Substrings of state-machine transition names meaning tracking was stopped or the phone
@@ -137,7 +138,7 @@ def make_track(points: pd.DataFrame) -> Track:
     pts = schema.coerce(points, "points")
     codes, users = pd.factorize(pts["user_id"], sort=True)
     ti = pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    order = np.lexsort((ti, codes))
+    order = sort_by_user_time(codes, ti)
     if not (order.size == 0 or np.all(order[1:] > order[:-1])):
         pts = pts.iloc[order]
         codes, ti = codes[order], ti[order]
