@@ -218,7 +218,7 @@ class TesterLife:
         t, rng = self.t, self.rng
         if purpose == "commute" and rng.random() < self.p.p_habit:
             return str(t["commute_mode"])
-        w = {W: 5.0 * np.exp(-dist / 800.0), BI: 1.2 * (dist < 7000) if t["has_bike"] else 0.0,
+        w = {W: 5.0 * np.exp(-dist / 800.0), BI: 0.9 * (dist < 7000) if t["has_bike"] else 0.0,
              CA: (0.8 + dist / 1500.0) if t["has_car"] else 0.0,
              BU: 1.1 * (dist > 1200) if pd.notna(t["yelo_card_id"]) else 0.0,
              BS: 0.5 * (1000 < dist < 5000) if pd.notna(t["yelo_card_id"]) else 0.0}

@@ -140,7 +140,7 @@ def _commute_mode(rng, d, car, bike, yelo) -> str:
     roughly after the La Rochelle household travel survey (car ~55-60 % of trips, bike ~8-10 %)."""
     w = {
         Mode.WALKING.value: 4.0 if d < 1500 else (0.6 if d < 2500 else 0.0),
-        Mode.BICYCLING.value: (1.6 if d < 6000 else 0.3) if bike else 0.0,
+        Mode.BICYCLING.value: (1.2 if d < 6000 else 0.3) if bike else 0.0,
         Mode.CAR.value: (1.0 + d / 2000.0) if car else 0.0,
         Mode.BUS.value: (2.2 if d > 1000 else 0.2) if yelo else 0.0,
         Mode.BIKESHARE.value: (0.7 if 1000 < d < 5000 else 0.0) if yelo else 0.0,
