@@ -153,3 +153,33 @@ def test_bad_parameters_are_config_errors():
 def test_days_for_points_sizes_a_million_point_world():
     d = days_for_points(1_000_000, 50)
     assert 100 <= d <= 130
+
+
+def _motion_with_sections(w):
+    """Each motion reading with the true section (mode) it falls in, null outside trips."""
+    s = w.truth_sections.sort_values(["user_id", "start_ts"])
+    out = []
+    for uid, m in w.motion.groupby("user_id"):
+        su = s[s["user_id"] == uid]
+        ts = schema.to_unix(m["ts"])
+        st, en = schema.to_unix(su["start_ts"]), schema.to_unix(su["end_ts"])
+        k = np.searchsorted(st, ts, side="right") - 1
+        inside = (k >= 0) & (ts <= en[np.maximum(k, 0)])
+        mode = np.where(inside, su["mode"].to_numpy()[np.maximum(k, 0)], None)
+        out.append(pd.DataFrame({"activity": m["activity"].to_numpy(), "mode": mode}))
+    return pd.concat(out, ignore_index=True)
+
+
+def test_motion_activity_confusion_is_realistic(week):
+    m = _motion_with_sections(week)
+    share = pd.crosstab(m["mode"], m["activity"], normalize="index")
+    assert share.loc["CAR", "IN_VEHICLE"] > 0.6
+    assert 0.45 < share.loc["BUS", "IN_VEHICLE"] < 0.9          # a bus reads as a car...
+    assert share.loc["BUS", "STILL"] > 0.05                       # ...that stops
+    walking = share.loc["WALKING"].reindex(["ON_FOOT", "WALKING"]).fillna(0).sum()
+    assert walking > 0.5
+    on_foot = share.loc["BICYCLING"].reindex(["ON_FOOT", "WALKING"]).fillna(0).sum()
+    assert 0.08 < on_foot < 0.4                                  # a bike is often read as on foot
+    assert share.loc["BICYCLING", "ON_BICYCLE"] > 0.3
+    # outside trips the phone reads STILL (the first minutes of a stay)
+    assert (m.loc[m["mode"].isna(), "activity"] == "STILL").mean() > 0.6
