@@ -723,8 +723,8 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
 
 def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionParams):
     """Merge each validated section with the following sections of the same trip that the
-    ride plausibly continues through (motorised or unknown, not confidently or user-set
-    otherwise, until the first section of another family, e.g. the walk after alighting).
+    ride plausibly continues through (motorised, not confidently or user-set otherwise, not
+    sensed as walking), up to the first other section (e.g. the walk after alighting).
 
     Returns (new internal frame, position of each old row in it)."""
     df = sec.frame
@@ -738,6 +738,8 @@ def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionP
     fam = pd.Series(sec.mode).map(FAMILY).fillna("any").to_numpy(dtype=object)
     locked = (sec.conf >= p.confident) | sec.user_set
     cont = np.isin(fam, ["road", "rail", "water"]) & ~locked
+    if "sensed_mode" in df:  # the phone's own hint says the tester walked: the ride is over
+        cont &= df["sensed_mode"].to_numpy(dtype=object) != "WALKING"
     same_trip = np.r_[False, (trip[1:] == trip[:-1]) & (sec.ucode[1:] == sec.ucode[:-1])]
     joinable = cont & same_trip  # row i may be merged into row i-1's ride
     # group id: a head starts a group; a joinable row that follows a grouped row joins it

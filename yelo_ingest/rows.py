@@ -29,7 +29,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from emission_ext.errors import ConfigError, InputError
+from emission_ext.errors import ConfigError
 
 PROBLEM_COLUMNS = ("file", "line", "field", "value", "reason")
 #: Column added to quarantined rows (the rest of the row is exactly as the operator sent it).

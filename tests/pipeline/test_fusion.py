@@ -289,3 +289,14 @@ def test_a_ride_cut_in_pieces_is_merged_up_to_the_walk():
     assert matched(res, "V1")[1] == "t1-s1"
     off = fuse(t, s, recs(rec("V1", "yelo_bus", 8.2, 1)), FusionParams(merge_ride_pieces=False))
     assert len(off.sections) == 5
+
+
+def test_ride_merge_stops_where_the_phone_sensed_walking():
+    legs = [("CAR", 8, 14, [1, 3], 0.6), ("CAR", 14, 20, [3, 5], 0.6), ("CAR", 20, 25, [5, 6], 0.6)]
+    t, s = make(legs)
+    s["sensed_mode"] = ["CAR", "BICYCLING", "WALKING"]  # slow traffic, then the walk after alighting
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.2, 1)))
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0", "t1-s2"]
+    assert sec.loc["t1-s0", "end_ts"] == ts(20) and sec.loc["t1-s0", "mode"] == "BUS"
+    assert sec.loc["t1-s2", "mode"] == "CAR" and sec.loc["t1-s2", "mode_source"] == "classifier"
