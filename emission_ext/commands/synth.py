@@ -12,6 +12,7 @@ from datetime import date
 import click
 
 from ..errors import ConfigError
+from ._common import progress
 
 
 def _print_stats(stats: dict, checks) -> None:
@@ -53,8 +54,10 @@ def command(testers, days, seed, out, platform, start, no_faults, sorted_points,
         except ValueError:
             raise ConfigError(f"--start must be YYYY-MM-DD, not {start!r}") from None
     t0 = time.perf_counter()
-    world = generate_world(testers=testers, days=days, seed=seed, start=start, platform=platform,
-                           faults=not no_faults, sorted_points=sorted_points, target_points=target_points)
+    with progress(total=2 * testers, desc="synth", unit="tester") as bar:
+        world = generate_world(testers=testers, days=days, seed=seed, start=start, platform=platform,
+                               faults=not no_faults, sorted_points=sorted_points, target_points=target_points,
+                               progress=bar.update)
     t1 = time.perf_counter()
     write_world(world, out, emission=not no_json)
     t2 = time.perf_counter()

@@ -128,7 +128,7 @@ def days_for_points(points: int, testers: int = 50, platform: str = "mixed") -> 
 def generate_world(testers: int = 50, days: int = 7, seed: int = 0, *, start: date | str | None = None,
                    platform: str = "mixed", faults: bool = True, sorted_points: bool = False,
                    target_points: int | None = None, reference: Reference | None = None,
-                   **overrides) -> World:
+                   progress=None, **overrides) -> World:
     """Generate a synthetic La Rochelle world.
 
     Parameters
@@ -147,6 +147,9 @@ def generate_world(testers: int = 50, days: int = 7, seed: int = 0, *, start: da
         Choose ``days`` to get about this many points (e.g. 1_000_000 for the benchmarks).
     reference : Reference, optional
         Reference tables (default: :func:`load_reference`).
+    progress : callable, optional
+        Called with 1 after each tester is simulated and again after it is sensed (2 x testers
+        calls in all), e.g. a progress bar's ``update``.
     overrides :
         Any other :class:`WorldParams` field (``population=``, ``plans=``, ``sensing=``...).
     """
@@ -165,7 +168,7 @@ def generate_world(testers: int = 50, days: int = 7, seed: int = 0, *, start: da
                     sorted_points=sorted_points, **({"start": start} if start else {}), **overrides)
     if not faults:
         p = replace(p, phone_faults=PhoneFaults.none(), operator_faults=OperatorFaults.none())
-    return build_world(reference or load_reference(), p)
+    return build_world(reference or load_reference(), p, progress)
 
 
 def _wkb(x: np.ndarray, y: np.ndarray):
@@ -175,8 +178,10 @@ def _wkb(x: np.ndarray, y: np.ndarray):
     return shapely.to_wkb(shapely.linestrings(np.column_stack([lon, lat])))
 
 
-def build_world(ref: Reference, p: WorldParams) -> World:
-    """Pure core of :func:`generate_world`: reference tables + parameters -> :class:`World`."""
+def build_world(ref: Reference, p: WorldParams, progress=None) -> World:
+    """Pure core of :func:`generate_world`: reference tables + parameters -> :class:`World`
+    (``progress``: optional callback, see :func:`generate_world`)."""
+    tick = progress or (lambda n: None)
     rng = np.random.default_rng(p.seed)
     net = ref.net
     ctx = Context.build(net, ref.bike_stations, ref.car_parks, ref.rail, p.tz)
@@ -191,11 +196,13 @@ def build_world(ref: Reference, p: WorldParams) -> World:
             life.live(d)
         # the last stay is open; the world ends at the end of the last day
         lives[t["user_id"]] = life
+        tick(1)
     # ---------------------------------------------------------------- sensing
     pts, ptruth, mot, trans, bus_rows = [], [], [], [], []
     trip_rows, sec_rows, place_rows = [], [], []
     phone_off = set()
     for i, t in testers.iterrows():
+        tick(1)
         uid, plat = t["user_id"], t["platform"]
         life = lives[uid]
         srng = np.random.default_rng([p.seed, i, 7])
