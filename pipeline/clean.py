@@ -43,6 +43,9 @@ def sort_by_user_time(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
 
 REASONS = ("invalid", "duplicate", "inaccurate", "jump")
 
+#: Jump detection works on blocks of whole users of about this many points (bounds memory).
+BLOCK_POINTS = 200_000
+
 
 @dataclass(frozen=True)
 class CleanParams:
@@ -83,10 +86,13 @@ def _robust_threshold(speed: np.ndarray, valid: np.ndarray, codes: np.ndarray, n
     thr = np.full(ngroups, p.min_jump_speed_mps)
     if not valid.any():
         return thr
-    df = pd.DataFrame({"g": codes[valid], "v": speed[valid]})
-    q = df.groupby("g")["v"].quantile([0.25, 0.75]).unstack()
-    fence = q[0.75] + p.iqr_k * (q[0.75] - q[0.25])
-    thr[q.index.to_numpy()] = np.clip(fence.to_numpy(), p.min_jump_speed_mps, p.max_speed_mps)
+    g = codes[valid]  # non-decreasing: points are in (user, time) order
+    v = speed[valid]
+    bounds = np.searchsorted(g, np.arange(ngroups + 1))
+    for k in range(ngroups):  # one iteration per user, numpy inside
+        if bounds[k + 1] > bounds[k]:
+            q1, q3 = np.quantile(v[bounds[k]:bounds[k + 1]], [0.25, 0.75])
+            thr[k] = np.clip(q3 + p.iqr_k * (q3 - q1), p.min_jump_speed_mps, p.max_speed_mps)
     return thr
 
 
@@ -111,6 +117,19 @@ def _jumps(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, codes: np.ndarray,
     spike = (v_in > thr) & (v_out > thr) & (d_skip < 0.5 * (d_in + d_out))
     out[1:-1] = spike
     return out
+
+
+def _jump_pass(la, lo, tt, cc, params: CleanParams) -> np.ndarray:
+    """One pass of jump detection over sorted points of whole users."""
+    d = fast_distance_m(la[:-1], lo[:-1], la[1:], lo[1:])
+    dt = np.diff(tt)
+    same = cc[1:] == cc[:-1]
+    valid = same & (dt > 0)
+    v = np.zeros(d.size)
+    v[valid] = d[valid] / dt[valid]
+    g0 = int(cc.min())
+    thr = _robust_threshold(v, valid & (d > 0), cc[1:] - g0, int(cc.max()) - g0 + 1, params)
+    return _jumps(la, lo, tt, cc - g0, thr, d)
 
 
 def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
@@ -143,7 +162,7 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
                | ((lat == 0) & (lon == 0)) | pts["user_id"].isna().to_numpy())
     reason[invalid] = 1
     acc = pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-    codes, _ = pd.factorize(pts["user_id"], sort=True)
+    codes = pd.factorize(pts["user_id"], sort=True)[0].astype(np.int32)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
     # order the valid points by (user, time)
     valid_idx = np.flatnonzero(~invalid)
@@ -165,26 +184,33 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     bad_acc = np.isfinite(acc[order]) & (acc[order] > params.max_accuracy_m)
     reason[order[bad_acc]] = 3
 
-    # jump removal on the surviving points, in (user, ts) order
+    # jump removal on the surviving points, in (user, ts) order, a block of users at a time
+    # (bounded memory: the work arrays never exceed BLOCK_POINTS points)
     keep_idx = order[~bad_acc]
-    ngroups = int(codes.max()) + 1 if n else 0
     t_all = tsi.astype("float64") / 1e9
-    for _ in range(max(0, params.jump_passes)):
-        if keep_idx.size < 3:
-            break
-        la, lo, tt, cc = lat[keep_idx], lon[keep_idx], t_all[keep_idx], codes[keep_idx]
-        d = fast_distance_m(la[:-1], lo[:-1], la[1:], lo[1:])
-        dt = np.diff(tt)
-        same = cc[1:] == cc[:-1]
-        valid = same & (dt > 0)
-        v = np.zeros(d.size)
-        v[valid] = d[valid] / dt[valid]
-        thr = _robust_threshold(v, valid & (d > 0), cc[1:], ngroups, params)
-        jm = _jumps(la, lo, tt, cc, thr, d)
-        if not jm.any():
-            break
-        reason[keep_idx[jm]] = 4
-        keep_idx = keep_idx[~jm]
+    cut = np.flatnonzero(np.r_[True, codes[keep_idx][1:] != codes[keep_idx][:-1]])
+    blocks, start = [], 0
+    for u in range(1, cut.size + 1):  # one iteration per user
+        end = cut[u] if u < cut.size else keep_idx.size
+        if end - cut[start] > BLOCK_POINTS or u == cut.size:
+            lo_i = cut[start]
+            blocks.append((lo_i, end))
+            start = u
+    kept = []
+    for lo_i, hi_i in blocks:
+        idx = keep_idx[lo_i:hi_i]
+        jm_all = np.zeros(idx.size, dtype=bool)
+        for _ in range(max(0, params.jump_passes)):
+            cur = idx[~jm_all]
+            if cur.size < 3:
+                break
+            jm = _jump_pass(lat[cur], lon[cur], t_all[cur], codes[cur], params)
+            if not jm.any():
+                break
+            jm_all[np.flatnonzero(~jm_all)[jm]] = True
+        reason[idx[jm_all]] = 4
+        kept.append(idx[~jm_all])
+    keep_idx = np.concatenate(kept) if kept else keep_idx
 
     removed_mask = reason > 0
     if keep_idx.size == n and np.all(keep_idx[1:] > keep_idx[:-1]):

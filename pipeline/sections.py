@@ -192,9 +192,10 @@ def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> 
 
 
 def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
-                        motion: pd.DataFrame | None = None, params: SectionParams = SectionParams()
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sections and labelled points for trips given as index ranges into a sorted track."""
+                        motion: pd.DataFrame | None = None, params: SectionParams = SectionParams(),
+                        labelled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Sections and labelled points (None unless ``labelled``) for trips given as index
+    ranges into a sorted track."""
     import shapely
 
     p = params
@@ -274,6 +275,8 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         "geometry": geom,
     }), "sections")
 
+    if not labelled:
+        return sections, None
     # labelled points: each point in a trip gets its trip and section
     pt_trip = np.full(n, None, dtype=object)
     pt_sec = np.full(n, None, dtype=object)

@@ -27,7 +27,8 @@ class SegmentParams:
 
 def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
                  transitions: pd.DataFrame | None = None,
-                 params: SegmentParams = SegmentParams()) -> dict[str, pd.DataFrame]:
+                 params: SegmentParams = SegmentParams(), *,
+                 labelled: bool = True) -> dict[str, pd.DataFrame]:
     """Clean points and segment them into places, trips and sections.
 
     Parameters
@@ -39,6 +40,9 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         Schema ``motion`` and ``transitions`` when the phone sent them.
     params : SegmentParams
         Cleaning, trip and section thresholds.
+    labelled : bool
+        Build ``labelled_points`` (default). ``False`` saves its memory when only the
+        tables are wanted (``labelled_points`` is then None).
 
     Returns
     -------
@@ -50,6 +54,8 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
     tr = make_track(clean)
     s, e = detect_trips(tr, motion, transitions, params.trips)
     places, trips = build_trips(tr, s, e)
-    sections, labelled = sections_from_track(tr, trips, s, e, motion, params.sections)
+    del clean
+    sections, lab = sections_from_track(tr, trips, s, e, motion, params.sections,
+                                        labelled=labelled)
     return {"places": places, "trips": trips, "sections": sections,
-            "labelled_points": labelled, "removed": removed}
+            "labelled_points": lab, "removed": removed}

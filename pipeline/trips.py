@@ -49,8 +49,11 @@ PUSH_WAKE_S = 30.0
 #: Phone activities that mean the tester was moving.
 MOVING_ACTIVITIES = ("IN_VEHICLE", "ON_BICYCLE", "ON_FOOT", "WALKING", "RUNNING")
 
+#: Trip detection works on blocks of whole users of about this many points (bounds memory).
+BLOCK_POINTS = 200_000
+
 #: Largest number of window points checked exactly in one numpy batch (bounds memory).
-_EXACT_BATCH = 2_000_000
+_EXACT_BATCH = 500_000
 
 #: A dwell window may be this much shorter than ``dwell_time_s`` (sampling jitter), seconds.
 DWELL_FUZZ_S = 30.0
@@ -118,7 +121,8 @@ class Track:
     """Points of one or many users as aligned numpy arrays, sorted by (user, ts).
 
     ``codes`` index ``users``; ``t`` unix seconds; ``x``, ``y`` metres in each user's local
-    projection; ``step`` metres from the previous point of the same user (0 at a user's first).
+    projection, relative to the user's first fix; ``step`` metres from the previous point of the
+    same user (0 at a user's first).
     """
 
     points: pd.DataFrame
@@ -146,6 +150,11 @@ def make_track(points: pd.DataFrame) -> Track:
     lat = pts["lat"].to_numpy(dtype="float64")
     lon = pts["lon"].to_numpy(dtype="float64")
     x, y = project_by_group(lat, lon, codes)
+    if x.size:  # metres from each user's first fix: small numbers, exact in float32 tables
+        first = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+        rep = np.repeat(first, np.diff(np.r_[first, x.size]))
+        x = x - x[rep]
+        y = y - y[rep]
     n = lat.size
     new_user = np.ones(n, dtype=bool)
     step = np.zeros(n)
@@ -171,10 +180,12 @@ def range_minmax(values: list[np.ndarray], lo: np.ndarray, hi: np.ndarray
     out = [(np.zeros(lo.size), np.zeros(lo.size)) for _ in values]
     if lo.size == 0:
         return out
-    level_of = np.floor(np.log2(hi - lo + 1)).astype(np.int64)
+    level_of = np.floor(np.log2(hi - lo + 1)).astype(np.int8)
     top = int(level_of.max())
-    cur_max = [v.astype("float64", copy=True) for v in values]
-    cur_min = [v.astype("float64", copy=True) for v in values]
+    # float32 tables halve the memory; callers pass coordinates relative to a nearby origin
+    # (metres within a city: ~1 cm resolution)
+    cur_max = [v.astype(np.float32) for v in values]
+    cur_min = [v.astype(np.float32) for v in values]
     for level in range(top + 1):
         sel = np.flatnonzero(level_of == level)
         if sel.size:
@@ -379,15 +390,47 @@ def _trip_ids(users: np.ndarray, start_ts: np.ndarray) -> np.ndarray:
     return np.char.add(np.char.add(users.astype(str), "-t"), ms).astype(object)
 
 
+def user_blocks(codes: np.ndarray, max_points: int) -> list[tuple[int, int]]:
+    """Split sorted points into ``[lo, hi)`` blocks of whole users of about ``max_points``."""
+    n = codes.size
+    if n <= max_points:
+        return [(0, n)] if n else []
+    starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1, n]
+    blocks, lo = [], 0
+    for k in range(1, starts.size):  # one iteration per user
+        if starts[k] - lo >= max_points or k == starts.size - 1:
+            blocks.append((lo, int(starts[k])))
+            lo = int(starts[k])
+    return blocks
+
+
+def _slice(tr: Track, lo: int, hi: int) -> Track:
+    """The points ``[lo, hi)`` of a track (array views; ``points`` left whole)."""
+    return Track(tr.points, tr.users, tr.codes[lo:hi], tr.t[lo:hi], tr.lat[lo:hi], tr.lon[lo:hi],
+                 tr.x[lo:hi], tr.y[lo:hi], tr.step[lo:hi], tr.new_user[lo:hi])
+
+
 def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
                  transitions: pd.DataFrame | None = None,
                  params: TripParams = TripParams()) -> tuple[np.ndarray, np.ndarray]:
     """Trip start and end point indices (inclusive) into the sorted :class:`Track`.
 
+    Users are independent, so large tracks are processed in blocks of whole users (about
+    ``BLOCK_POINTS`` points each) to bound the memory of the work arrays.
+
     Returns
     -------
     (start_idx, end_idx) : int arrays, one entry per trip, in (user, time) order.
     """
+    ss, ee = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for lo, hi in user_blocks(tr.codes, BLOCK_POINTS):
+        s, e = _detect_block(_slice(tr, lo, hi), motion, transitions, params)
+        ss.append(s + lo)
+        ee.append(e + lo)
+    return np.concatenate(ss), np.concatenate(ee)
+
+
+def _detect_block(tr: Track, motion, transitions, params: TripParams):
     p = params
     n = tr.t.size
     if n < 2:
@@ -424,8 +467,8 @@ def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
 
     # dwell: the trailing window [w, i] spans >= dwell_time_s and >= dwell_points points,
     # and every point of it lies within dwell_radius_m (Chebyshev) of point i
-    span = (t[-1] - t[0]) + 4 * p.dwell_time_s + 1.0
-    key = tr.codes * span + (t - t[0])  # monotone over (user, t)
+    span = (t.max() - t.min()) + 4 * p.dwell_time_s + 1.0
+    key = tr.codes * span + (t - t.min())  # monotone over (user, t)
     w = np.searchsorted(key, key - p.dwell_time_s, side="right")  # first point inside the window
     w = np.minimum(w, np.arange(n) - (p.dwell_points - 1))
     wc = np.clip(w, 0, n - 1)

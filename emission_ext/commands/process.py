@@ -33,8 +33,11 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
         mot.append(raw.motion)
         trn.append(raw.transitions)
         skipped += raw.skipped
-    cat = (lambda frames: pd.concat([f for f in frames if len(f)], ignore_index=True)
-           if any(len(f) for f in frames) else None)
+    def cat(frames):
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return None
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     points = cat(pts)
     if points is None:
         points = pts[0] if pts else None
@@ -60,7 +63,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet):
     if points is None:
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions)
+    res = segment_user(points, motion, transitions, labelled=False)
     t2 = time.perf_counter()
     out = Path(out_dir)
     for name in ("trips", "sections", "places"):

@@ -12,7 +12,7 @@ from tests.pipeline._frames import T0, day, frame
 
 def test_range_minmax_matches_brute_force():
     rng = np.random.default_rng(1)
-    v = rng.normal(size=500)
+    v = rng.normal(size=500).astype(np.float32)  # the tables are float32
     lo = rng.integers(0, 500, 200)
     hi = np.minimum(lo + rng.integers(0, 80, 200), 499)
     [(mn, mx)] = range_minmax([v], lo, hi)
