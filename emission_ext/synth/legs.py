@@ -59,8 +59,8 @@ def walk(rng: np.random.Generator, t0: float, x0: float, y0: float, x1: float, y
 
 def bike(rng: np.random.Generator, t0: float, x0: float, y0: float, x1: float, y1: float,
          mode: str = Mode.BICYCLING.value) -> Leg:
-    """Cycling leg (own bike or bike share), 4-5 m/s, a few stops at lights."""
-    v = rng.uniform(4.0, 5.0)
+    """Cycling leg (own bike or bike share), 4-5 m/s (e-bike 5.5-6.5 m/s), a few stops at lights."""
+    v = rng.uniform(5.5, 6.5) if mode == Mode.E_BIKE.value else rng.uniform(4.0, 5.0)
     px, py = geo.detoured_path(rng, x0, y0, x1, y1, detour=0.12, step_m=50.0)
     t, x, y = geo.timed_path(rng, px, py, t0, v, speed_sd=0.12, chunk_m=250.0, stop_every_m=400.0,
                              stop_prob=0.3, stop_s=(5.0, 30.0))

@@ -124,6 +124,7 @@ class TesterLife:
         self.car_cp = None                                        # ... and the car park, if any
         self.carshare_station = None   # while a car-share car is out: its station row
         self.tour_mode = W             # mode of the tour that left home last
+        self._bike_mode = Mode.E_BIKE.value if tester.get("ebike", False) else BI
 
     # ---------------------------------------------------------------- ids
     def _pid(self) -> str:
@@ -260,7 +261,8 @@ class TesterLife:
             legs = self._fallback(day, t0, x0, y0, x1, y1, dist)
         if at_home:
             used = {lg.mode for lg in legs}
-            self.tour_mode = CA if CA in used and self.car_xy is not None else BI if BI in used else mode
+            bike_used = BI in used or Mode.E_BIKE.value in used
+            self.tour_mode = CA if CA in used and self.car_xy is not None else BI if bike_used else mode
         trip = Trip(self._tid(), purpose, legs)
         prev = self.stays[-1]
         prev.exit = trip.start
@@ -279,7 +281,7 @@ class TesterLife:
                 return [L.drive(self.rng, t0, x0, y0, x1, y1)]
             return [L.walk(self.rng, t0, x0, y0, x1, y1)]
         if self.t["has_bike"] and dist < 8000:
-            return [L.bike(self.rng, t0, x0, y0, x1, y1)]
+            return [L.bike(self.rng, t0, x0, y0, x1, y1, mode=self._bike_mode)]
         car_ok = self.car_xy is not None and np.hypot(self.car_xy[0] - x0, self.car_xy[1] - y0) < 1500.0
         if car_ok:
             return self._car(t0, x0, y0, x1, y1)
@@ -290,7 +292,7 @@ class TesterLife:
         if mode == W:
             return [L.walk(rng, t0, x0, y0, x1, y1)]
         if mode == BI:
-            return [L.bike(rng, t0, x0, y0, x1, y1)]
+            return [L.bike(rng, t0, x0, y0, x1, y1, mode=self._bike_mode)]
         if mode == CA:
             return self._car(t0, x0, y0, x1, y1)
         if mode in (BU, FE):

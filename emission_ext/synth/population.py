@@ -28,6 +28,7 @@ class PopulationParams:
 
     p_car: float = 0.75            # car in the household (CDA La Rochelle: ~80 %)
     p_bike: float = 0.55           # own bike (La Rochelle is a cycling city)
+    p_ebike: float = 0.2           # the own bike is electric
     p_yelo_card: float = 0.5       # Yélo card (bus, bike share, sea shuttle)
     p_carshare: float = 0.35       # Yélo car-share account, among card holders without a car
     p_parking_sub: float = 0.6     # car-park subscription, among drivers working near a car park
@@ -63,7 +64,7 @@ def make_testers(rng: np.random.Generator, n: int, stops: pd.DataFrame, car_park
     -------
     DataFrame
         The schema ``testers`` columns plus generator columns: ``emission_uuid``, ``home_x/y``,
-        ``work_x/y`` (metres), ``has_bike``, ``carshare``, ``commute_mode``, ``work_start_h``,
+        ``work_x/y`` (metres), ``has_bike``, ``ebike``, ``carshare``, ``commute_mode``, ``work_start_h``,
         ``work_days`` (weekdays worked, 4 or 5).
     """
     sx, sy = stops["x"].to_numpy(), stops["y"].to_numpy()
@@ -128,6 +129,7 @@ def make_testers(rng: np.random.Generator, n: int, stops: pd.DataFrame, car_park
         "emission_uuid": [emission_uuid(u) for u in ids],
         "home_x": hx, "home_y": hy, "work_x": wx, "work_y": wy,
         "has_car": has_car, "has_bike": has_bike, "carshare": carshare,
+        "ebike": has_bike & (rng.random(n) < params.p_ebike),
         "commute_mode": commute,
         "work_start_h": np.round(rng.choice([6.0, 7.5, 8.0, 8.5, 9.0], n, p=[0.15, 0.2, 0.3, 0.2, 0.15])
                                  + rng.uniform(-0.25, 0.25, n), 2),

@@ -196,7 +196,7 @@ def write_world(world, out_dir, *, filtered: bool = True, emission: bool = True)
         written[f"operator/{name}"] = out / "operator" / name
     keep = ["user_id", "emission_uuid", "tz", "home_lat", "home_lon", "work_lat", "work_lon", "platform",
             "car_fuel", "car_size", "car_fiscal_hp", "yelo_card_id", "yelo_pass", "parking_account_id",
-            "parking_subscription", "has_bike", "carshare", "commute_mode"]
+            "parking_subscription", "has_bike", "ebike", "carshare", "commute_mode"]
     truth = {
         "testers.csv": t[[c for c in keep if c in t]],
         "places.csv": world.truth_places,
