@@ -6,7 +6,8 @@ bus and sea-shuttle validations, bike-share rentals, car-share bookings, parking
 subscribers) with their ground truth (which trip and section each belongs to), then writes
 them out in the operators' own formats (docs/operator_formats.md) with the faults real exports
 have: a clock skew of a minute or two per source, a validation now and then missing (the rider
-did not validate), duplicated rows, and a few malformed rows.
+did not validate), duplicated rows, and a few malformed rows. The parking operator writes naive
+local times (allowed by the format: read as Europe/Paris); Yélo writes offsets.
 
 Fares are synthetic placeholders (no official Yélo price sheet exists, see the reference
 SOURCES.md): 1.40 EUR a one-hour ticket (transfers free within the hour), 0 under a pass; bike
@@ -178,13 +179,14 @@ def _close(rows, truth, p):
 
 
 # ---------------------------------------------------------------------------- operator files
-def _iso(ts: pd.Series, tz: str) -> pd.Series:
-    """UTC timestamps -> ISO-8601 local time with offset (``2026-02-02T08:14:05+01:00``)."""
+def _iso(ts: pd.Series, tz: str, naive: bool = False) -> pd.Series:
+    """UTC timestamps -> ISO-8601 local time with offset (``2026-02-02T08:14:05+01:00``), or
+    without it (``naive``: local wall-clock time, as some exports do)."""
     out = pd.Series([""] * len(ts), index=ts.index, dtype=object)
     ok = ts.notna()
     if ok.any():
         s = ts[ok].dt.tz_convert(tz).dt.strftime("%Y-%m-%dT%H:%M:%S%z")
-        out[ok] = s.str[:-2] + ":" + s.str[-2:]
+        out[ok] = s.str[:-5] if naive else s.str[:-2] + ":" + s.str[-2:]
     return out
 
 
@@ -255,7 +257,8 @@ def operator_files(rng: np.random.Generator, records: pd.DataFrame, testers: pd.
     px, _ = skewed(p, "end_ts")
     files["parking_sessions.csv"] = pd.DataFrame({
         "session_id": p["record_id"], "account_id": p.get("account_id"), "car_park_id": p["car_park_id"],
-        "entry_time": _iso(pe, tz), "exit_time": _iso(px, tz), "rate_type": "subscription",
+        "entry_time": _iso(pe, tz, naive=True), "exit_time": _iso(px, tz, naive=True),
+        "rate_type": "subscription",
         "amount_eur": p["amount_eur"].map(lambda a: f"{a:.2f}")})
     log += [(a, "parking", "none", s) for a, s in zip(p["record_id"], psk)]
     # duplicates and malformed rows

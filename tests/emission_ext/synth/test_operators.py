@@ -111,3 +111,15 @@ def test_transfer_trips_have_a_second_validation_on_another_line_within_the_hour
         if v["fare_product"].iloc[1] == "TICKET_1H":
             assert v["amount_eur"].iloc[1] == 0.0       # the transfer is free within the hour
     assert n_checked >= 1
+
+
+def test_parking_export_uses_naive_local_times(world):
+    p = world.operator_files["parking_sessions.csv"]
+    ok = p[p["session_id"] != ""].drop_duplicates("session_id")
+    ok = ok[ok["entry_time"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")]
+    assert len(ok) >= 1
+    local = pd.to_datetime(ok["entry_time"]).dt.tz_localize("Europe/Paris")
+    truth = world.records.set_index("record_id").loc[ok["session_id"], "start_ts"]
+    rt = world.record_truth.set_index("record_id").loc[ok["session_id"], "skew_s"]
+    err = schema.to_unix(local) - schema.to_unix(truth) - rt.to_numpy()
+    assert np.abs(err).max() < 1.5        # naive Paris time + the file's skew = the true time
