@@ -178,7 +178,12 @@ def _run(ctx, operator: str, files, strict: bool, store, store_db, report) -> No
     rejected_files = []
     all_problems = []
     for p, raw, digest in progress(ordered, desc=f"ingest {operator}", unit="file"):
-        res = ingest_bytes(raw, str(p), ref=ref, card_map=card_map, known_users=known_users)
+        try:
+            res = ingest_bytes(raw, str(p), ref=ref, card_map=card_map, known_users=known_users)
+        except InputError as exc:  # not an operator file of this kind: report, go on with the others
+            click.echo(f"{p.name}: NOT INGESTED: {exc}", err=True)
+            rejected_files.append(p.name)
+            continue
         results.append(res)
         all_problems.append(res.problems)
         s = res.stats
@@ -214,7 +219,7 @@ def _run(ctx, operator: str, files, strict: bool, store, store_db, report) -> No
                f"{len(rejected_files)} files rejected")
     if rejected_files:
         raise InputError(rejected_files[0] if len(rejected_files) == 1 else f"{len(rejected_files)} files",
-                         "rejected by --strict (see the problems above); nothing of it was loaded")
+                         "not loaded (see the problems above)")
 
 
 @click.group("ingest")

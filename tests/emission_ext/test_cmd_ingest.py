@@ -82,7 +82,7 @@ def test_strict_rejects_the_whole_file(tmp_path, files, capsys):
     code, out, err = cli(capsys, "--data-dir", str(data), "ingest", "yelo", "--strict",
                          str(files / "card_map.csv"), str(files / "yelo_validations.csv"))
     assert code == 2
-    assert "REJECTED (--strict)" in out and "Error: yelo_validations.csv: rejected by --strict" in err
+    assert "REJECTED (--strict)" in out and "Error: yelo_validations.csv: not loaded" in err
     assert len(open_store(str(data)).read("records")) == 0
     assert "Traceback" not in err
 
@@ -95,8 +95,9 @@ def test_empty_and_unknown_files(tmp_path, files, capsys):
     assert code == 0 and "empty file" in err
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
-    code, out, err = cli(capsys, "--data-dir", str(data), "ingest", "yelo", str(other))
+    code, out, err = cli(capsys, "--data-dir", str(data), "ingest", "yelo", str(other), str(files / "yelo_carshare.csv"))
     assert code == 2 and "cannot tell which operator file" in err and "Traceback" not in err
+    assert "total: 1 records added" in out  # the other file of the call is still loaded
 
 
 def test_fuse_stage_on_stored_records(tmp_path, files, capsys):
