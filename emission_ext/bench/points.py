@@ -1,9 +1,9 @@
 """Benchmark points: a CSV of N phone-like points for U users, the same file for every tool.
 
-Why: the speed comparison needs one input both tools read. The synthetic La Rochelle world
-(:mod:`emission_ext.synth`) is used when it can produce the points; otherwise this module's
-own simple generator makes Android-like days (fixes every ~30 s; stays of 10-120 min with
-GPS noise alternating with walking, cycling or driving trips), vectorised per segment.
+Why: the speed comparison needs one input both tools read. By default this module's own
+simple generator makes it (seconds for a million points): Android-like days (fixes every ~30 s; stays of 10-120 min with
+GPS noise alternating with walking, cycling or driving trips), vectorised per segment. The synthetic La Rochelle world (:mod:`emission_ext.synth`) can be
+used instead; it is more realistic but generates about a thousand points a second.
 """
 from __future__ import annotations
 

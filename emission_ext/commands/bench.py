@@ -61,10 +61,11 @@ def setup_trackintel_venv(path: Path) -> Path:
                    "with --setup-trackintel).")
 @click.option("--setup-trackintel", is_flag=True, help="Create .venv-bench with trackintel first.")
 @click.option("--skip-trackintel", is_flag=True, help="Only measure ours.")
-@click.option("--simple-generator", is_flag=True,
-              help="Use the built-in simple generator even when the synthetic world is available.")
+@click.option("--generator", type=click.Choice(["simple", "synth"]), default="simple", show_default=True,
+              help="simple: built-in Android-like generator (seconds for 1M points); synth: the "
+                   "synthetic La Rochelle world (realistic, but ~1k points/s to generate).")
 def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_trackintel,
-                 skip_trackintel, simple_generator):
+                 skip_trackintel, generator):
     """Time ours vs trackintel on the same CSV; print time, points/s, peak RSS and the ratio."""
     from ..bench.harness import run_measured
     from ..bench.points import write_bench_csv
@@ -73,7 +74,7 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
     out.mkdir(parents=True, exist_ok=True)
     if csv_path is None:
         csv_path, gen = write_bench_csv(out / f"points_{n_points}.csv", n_points, n_users, seed,
-                                        use_synth=not simple_generator)
+                                        use_synth=generator == "synth")
         click.echo(f"generated {n_points} points for {n_users} users with {gen} -> {csv_path}")
     csv_path = Path(csv_path)
     with open(csv_path, "rb") as fh:

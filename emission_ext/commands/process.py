@@ -64,6 +64,8 @@ def command(inputs, fmt, out_dir, skip_bad, quiet):
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
     res = segment_user(points, motion, transitions, labelled=False)
+    n_points, n_users = len(points), points["user_id"].nunique()
+    del points, motion, transitions  # the raw frames are not needed to write the results
     t2 = time.perf_counter()
     out = Path(out_dir)
     for name in ("trips", "sections", "places"):
@@ -71,7 +73,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet):
     t3 = time.perf_counter()
     if not quiet:
         click.echo(
-            f"{len(points)} points ({len(res['removed'])} removed by cleaning, {skipped} bad entries "
-            f"skipped), {points['user_id'].nunique()} users -> {len(res['trips'])} trips, "
+            f"{n_points} points ({len(res['removed'])} removed by cleaning, {skipped} bad entries "
+            f"skipped), {n_users} users -> {len(res['trips'])} trips, "
             f"{len(res['sections'])} sections, {len(res['places'])} places in {out}/ "
             f"(read {t1 - t0:.2f} s, segment {t2 - t1:.2f} s, write {t3 - t2:.2f} s)")
