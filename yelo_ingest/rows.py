@@ -506,7 +506,8 @@ def check_rows(parsed: ParsedFile, spec: FormatSpec, refs: Mapping[str, object] 
     dup_identical = np.zeros(n, dtype=bool)
     if n and spec.names:
         cols = [c for c in spec.names if c in df.columns]
-        dup_identical = df.duplicated(subset=cols, keep="first").to_numpy()
+        if cols:
+            dup_identical = df.duplicated(subset=cols, keep="first").to_numpy()
         pk = spec.primary_key
         if pk and pk in df.columns:
             keyed = df[pk].astype(str).str.strip()
