@@ -58,7 +58,7 @@ def setup_trackintel_venv(path: Path) -> Path:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--trackintel-python", "ti_python", type=click.Path(dir_okay=False),
               help=f"Interpreter with trackintel installed (default {DEFAULT_BENCH_PY}, created "
-                   "with --setup-trackintel).")
+                   "with --setup-trackintel; else this one when it can import trackintel).")
 @click.option("--setup-trackintel", is_flag=True, help="Create .venv-bench with trackintel first.")
 @click.option("--skip-trackintel", is_flag=True, help="Only measure ours.")
 @click.option("--generator", type=click.Choice(["simple", "synth"]), default="simple", show_default=True,
@@ -92,6 +92,11 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
     if skip_trackintel:
         return
     py = Path(ti_python) if ti_python else DEFAULT_BENCH_PY
+    if ti_python is None and not py.exists() and not setup_trackintel:
+        # `make bench` installs the [bench] extra next to the product: use this interpreter
+        probe = subprocess.run([sys.executable, "-c", "import trackintel"], capture_output=True)
+        if probe.returncode == 0:
+            py = Path(sys.executable)
     if setup_trackintel and not py.exists():
         click.echo(f"creating {DEFAULT_BENCH_PY.parent.parent} with trackintel ...", err=True)
         py = setup_trackintel_venv(DEFAULT_BENCH_PY.parent.parent)

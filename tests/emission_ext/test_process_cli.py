@@ -42,3 +42,13 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["process", str(bad), "--out", str(tmp_path / "o")])
     assert exc.value.code == 2
+
+
+def test_bench_segmentation_runs_ours_on_a_small_csv(tmp_path):
+    # functional only: the speed figures come from the full benchmark, not from a test
+    res = CliRunner().invoke(cli, ["bench", "segmentation", "--points", "3000", "--users", "3",
+                                   "--out", str(tmp_path), "--skip-trackintel"])
+    assert res.exit_code == 0, res.output
+    assert "ours" in res.output and "points/s" in res.output and "peak RSS" in res.output
+    trips = pd.read_csv(tmp_path / "ours" / "trips.csv", dtype={"user_id": str})
+    assert trips["user_id"].nunique() == 3
