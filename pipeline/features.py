@@ -90,34 +90,49 @@ class FeatureParams:
 
 
 def _section_index(points: pd.DataFrame, sections: pd.DataFrame) -> np.ndarray:
-    """Row position in ``sections`` of each point's (user_id, section_id); -1 when none."""
+    """Row position in ``sections`` of each point's (user_id, section_id); -1 when none.
+
+    The (user, section) pairs of the points are factorised first (hash tables over the
+    Arrow-backed columns, no string copies), so only the few thousand distinct pairs are
+    looked up in ``sections``.
+    """
     if len(sections) == 0 or len(points) == 0:
         return np.full(len(points), -1, np.int64)
+    u_codes, u_uniq = pd.factorize(points["user_id"])
+    s_codes, s_uniq = pd.factorize(points["section_id"])  # null -> -1
+    pair = u_codes.astype(np.int64) * max(len(s_uniq), 1) + s_codes
+    pair[s_codes < 0] = -1
+    p_codes, p_uniq = pd.factorize(pair)
+    ok = p_uniq >= 0
+    pu = np.asarray(u_uniq, dtype=object)[(p_uniq[ok] // max(len(s_uniq), 1)).astype(np.int64)]
+    ps = np.asarray(s_uniq, dtype=object)[(p_uniq[ok] % max(len(s_uniq), 1)).astype(np.int64)]
     keys = pd.MultiIndex.from_arrays([sections["user_id"].astype(str).to_numpy(),
                                       sections["section_id"].astype(str).to_numpy()])
-    sid = points["section_id"]
-    valid = sid.notna().to_numpy()
-    out = np.full(len(points), -1, np.int64)
-    if valid.any():
-        q = pd.MultiIndex.from_arrays([points["user_id"].astype(str).to_numpy()[valid],
-                                       sid.astype(str).to_numpy()[valid]])
-        out[valid] = keys.get_indexer(q)
-    return out
+    rows = np.full(len(p_uniq), -1, np.int64)
+    rows[ok] = keys.get_indexer(pd.MultiIndex.from_arrays([pu.astype(str), ps.astype(str)]))
+    return rows[p_codes]
 
 
 def group_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs) -> np.ndarray:
     """Quantiles of ``values`` within each group (nearest rank), shape (n_groups, len(qs)).
 
-    NaN values are ignored; groups without values give NaN. One ``lexsort``, no loop over
-    groups.
+    NaN values are ignored; groups without values give NaN. Non-negative values (speeds,
+    durations, distances: every use here) are sorted within their groups by one plain sort
+    of ``group + value / scale`` (the integer part keeps the groups apart); other values fall
+    back to a ``lexsort``. No loop over groups.
     """
     ok = np.isfinite(values)
     v, g = values[ok], group[ok]
     out = np.full((n_groups, len(qs)), np.nan)
     if len(v) == 0:
         return out
-    order = np.lexsort((v, g))
-    v = v[order]
+    vmin = v.min()
+    if vmin >= 0:
+        scale = float(v.max()) * (1.0 + 1e-9) + 1e-300
+        key = np.sort(g + v / scale)
+        v = (key - np.floor(key)) * scale
+    else:
+        v = v[np.lexsort((v, g))]
     counts = np.bincount(g, minlength=n_groups)
     starts = np.cumsum(counts) - counts
     has = counts > 0

@@ -49,12 +49,12 @@ def _seeds(text: str) -> list[int]:
         raise click.BadParameter(f"seeds must look like 1,2,5-8, not {text!r}") from None
 
 
-def _build(data: str, seeds, testers, days, transit) -> pd.DataFrame:
+def _build(data: str, seeds, testers, days, transit, jitter=None) -> pd.DataFrame:
     """A labelled table from ``synth``, ``real`` or a Parquet/CSV file."""
     from ..models.dataset import real_sections, synthetic_sections
 
     if data == "synth":
-        frames = [synthetic_sections(s, testers, days, transit)
+        frames = [synthetic_sections(s, testers, days, transit, jitter_m=jitter)
                   for s in progress(seeds, desc="synthetic worlds", unit="world")]
         df = pd.concat(frames, ignore_index=True)
         df["source"] = "synth"
@@ -75,13 +75,13 @@ def _build(data: str, seeds, testers, days, transit) -> pd.DataFrame:
     return df
 
 
-def _load_data(datas, seeds, testers, days, no_transit=False) -> pd.DataFrame:
+def _load_data(datas, seeds, testers, days, no_transit=False, jitter=None) -> pd.DataFrame:
     transit = None
     if not no_transit and any(d in ("synth", "real") for d in datas):
         from ..models.apply import transit_index
 
         transit = transit_index()
-    return pd.concat([_build(d, seeds, testers, days, transit) for d in datas], ignore_index=True)
+    return pd.concat([_build(d, seeds, testers, days, transit, jitter) for d in datas], ignore_index=True)
 
 
 _data_opts = [
@@ -108,16 +108,31 @@ def command():
 @command.command("dataset")
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .parquet or .csv.")
-def dataset_cmd(datas, seeds, testers, days, out):
+@click.option("--jitter", default=None, help="Extra GPS noise per synthetic phone, metres, e.g. 5-30.")
+def dataset_cmd(datas, seeds, testers, days, out, jitter):
     """Build a labelled section table (features + true mode + group) and write it to OUT."""
     t0 = time.perf_counter()
-    df = _load_data(datas, _seeds(seeds), testers, days)
+    if jitter:
+        try:
+            lo, hi = (float(v) for v in jitter.split("-"))
+        except ValueError:
+            raise click.BadParameter(f"--jitter must look like 5-30, not {jitter!r}") from None
+        jitter = (lo, hi)
+    df = _load_data(datas, _seeds(seeds), testers, days, jitter=jitter)
+    if jitter:
+        df["group"] = df["group"] + f":jitter{jitter[0]:g}-{jitter[1]:g}"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out, index=False) if out.suffix == ".parquet" else df.to_csv(out, index=False)
     counts = df["label"].fillna("(none)").value_counts().to_dict()
     click.echo(f"{len(df)} sections, {df['group'].nunique()} groups -> {out} "
                f"({time.perf_counter() - t0:.1f} s); labels {counts}")
+
+
+def _weights(X: pd.DataFrame, real_weight: float) -> np.ndarray:
+    """Sample weights: ``real_weight`` for sections of the real e-mission days, 1 otherwise."""
+    src = X["source"].to_numpy(dtype=object) if "source" in X else np.full(len(X), "synth", dtype=object)
+    return np.where(src == "real", real_weight, 1.0)
 
 
 def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) -> tuple[pd.DataFrame, np.ndarray]:
@@ -146,7 +161,10 @@ def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) 
               help="Train only on synthetic sections whose points are mostly one true mode.")
 @click.option("--max-iter", default=200, show_default=True, help="Boosting iterations.")
 @click.option("--threads", default=1, show_default=True, help="OpenMP threads for training.")
-def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter, threads):
+@click.option("--real-weight", default=1.0, show_default=True,
+              help="Sample weight of the real e-mission sections (the synthetic ones weigh 1).")
+def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter, threads,
+              real_weight):
     """Train the mode classifier and save it (skops) to OUT."""
     from pipeline.modes import ModeClassifier
 
@@ -159,7 +177,7 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
         raise ConfigError("no labelled section to train on")
     model = ModeClassifier(features=_feature_set(feature_set), min_confidence=min_confidence,
                            max_iter=max_iter, n_threads=threads)
-    model.fit(X, y)
+    model.fit(X, y, sample_weight=_weights(X, real_weight))
     labels, counts = np.unique(y.astype(str), return_counts=True)
     info = {
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -169,6 +187,8 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
         "labels": {str(k): int(v) for k, v in zip(labels, counts)},
         "feature_set": feature_set,
         "min_purity": min_purity,
+        "real_weight": real_weight,
+        "max_iter": max_iter,
     }
     save_model(model, out, info)
     click.echo(f"trained on {len(X)} sections {info['labels']} with {len(model.features_in_)} features "
@@ -216,7 +236,8 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
     from ..models import DEFAULT_MODEL_PATH, read_model
 
     paths = list(models) or [str(DEFAULT_MODEL_PATH)]
-    loaded = {Path(p).stem: read_model(p)[0] for p in paths}
+    infos = {Path(p).stem: read_model(p) for p in paths}
+    loaded = {k: v[0] for k, v in infos.items()}
     df = _load_data(datas, _seeds(seeds), testers, days)
     if gps_only:
         df = df.copy()
@@ -252,13 +273,15 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
         per_day = {}
         method_preds: dict[str, np.ndarray] = {}
         if retrain_from:
-            first = next(iter(loaded.values()))
+            first, first_info = next(iter(infos.values()))
+            real_weight = float(first_info.get("real_weight", 1.0))
             train_df = _build(retrain_from, [], 0, 0, None)
             pred = np.empty(len(real), dtype=object)
             for day in progress(sorted(real["day"].unique()), desc="held-out days", unit="day"):
                 others = df[(df.get("source") == "real") & (df["day"] != day)] if "day" in df else df.iloc[0:0]
-                X, y = _training_rows(pd.concat([train_df, others], ignore_index=True), 0.6, True)
-                m = ModeClassifier(**first.get_params()).fit(X, y)
+                X, y = _training_rows(pd.concat([train_df, others], ignore_index=True),
+                                      float(first_info.get("min_purity", 0.6)), True)
+                m = ModeClassifier(**first.get_params()).fit(X, y, sample_weight=_weights(X, real_weight))
                 sel = (real["day"] == day).to_numpy()
                 pred[sel] = m.predict(real[sel])
             method_preds["retrained_per_day"] = pred
@@ -293,8 +316,10 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
 @click.option("--points", "n_points", default=1_000_000, show_default=True,
               help="Without --csv: generate this many synthetic points.")
 @click.option("--users", default=50, show_default=True)
+@click.option("--generator", type=click.Choice(["simple", "synth"]), default="simple", show_default=True,
+              help="Without --csv: the benchmark's simple generator or the synthetic world.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), help="Default: the shipped model.")
-def overhead_cmd(csv_path, n_points, users, model_path):
+def overhead_cmd(csv_path, n_points, users, generator, model_path):
     """Time mode classification (transit index, features, prediction) against segmentation
     on the same points, as `process` would run them."""
     from pipeline.features import section_features
@@ -312,9 +337,14 @@ def overhead_cmd(csv_path, n_points, users, model_path):
     else:
         from ..bench.points import synth_points, simple_points
 
-        points = synth_points(n_points, users)
+        points = synth_points(n_points, users) if generator == "synth" else None
         if points is None:
             points = simple_points(n_points, users)
+        if "source" not in points:
+            from .. import schema
+
+            points = schema.coerce(points.rename(columns={"accuracy": "accuracy_m"}).assign(source="csv"),
+                                   "points")
         motion = transitions = None
     motion = motion if motion is not None and len(motion) else None
     transitions = transitions if transitions is not None and len(transitions) else None

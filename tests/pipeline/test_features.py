@@ -188,3 +188,16 @@ def test_local_hour_per_section_zone():
     f = section_features(pts, secs, tz=["Europe/Paris", "America/Los_Angeles"])
     hours = np.degrees(np.arctan2(f["hour_sin"], f["hour_cos"])) % 360 / 15.0
     np.testing.assert_allclose(hours, [14.0, 5.0], atol=1e-6)  # 14:00 CEST, 05:00 PDT
+
+
+def test_group_quantiles_fast_path_matches_numpy():
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 500, 20_000)
+    v = rng.lognormal(0, 2, 20_000)
+    q = group_quantiles(v, g, 500, (0.1, 0.5, 0.9))
+    for k in (0, 7, 499):
+        vals = np.sort(v[g == k])
+        ranks = np.floor(np.array([0.1, 0.5, 0.9]) * (len(vals) - 1) + 0.5).astype(int)
+        np.testing.assert_allclose(q[k], vals[ranks], rtol=1e-9)
+    neg = group_quantiles(-v, g, 500, (0.5,))  # lexsort path
+    np.testing.assert_allclose(neg[7, 0], np.sort(-v[g == 7])[int(np.floor(0.5 * ((g == 7).sum() - 1) + 0.5))])
