@@ -275,9 +275,10 @@ def _events(records: pd.DataFrame) -> pd.DataFrame:
     ``role`` (0 = should sit at a section's start, 1 = at its end), ``primary`` (bool), and
     ``r0``/``r1`` the record's interval (``r1`` NaN unless a rental or booking).
 
-    validation: boarding (start role). rental/booking: start (start role, primary) and end
-    (end role). parking: entry (end role: a car section arrives, primary) and exit (start
-    role: a car section leaves).
+    validation: boarding (start role), and, on a shuttle route with a known other terminal
+    and crossing time (extra column ``expected_ride_s``), the landing (end role).
+    rental/booking: start (start role, primary) and end (end role). parking: entry (end role:
+    a car section arrives, primary) and exit (start role: a car section leaves).
     """
     src = records["source"].to_numpy(dtype=object)
     t0 = schema.to_unix(records["start_ts"])
@@ -288,6 +289,10 @@ def _events(records: pd.DataFrame) -> pd.DataFrame:
     lo1 = records["end_lon"].to_numpy(dtype="float64", na_value=np.nan)
     pos = np.arange(len(records))
     parking = src == "parking"
+    if "expected_ride_s" in records:  # a shuttle's landing: the other terminal, on schedule
+        ride = pd.to_numeric(records["expected_ride_s"], errors="coerce").to_numpy(dtype="float64")
+        land = np.isnan(t1) & ~np.isnan(ride) & ~np.isnan(la1) & (records["kind"].to_numpy(dtype=object) == "validation")
+        t1 = np.where(land, t0 + ride, t1)
     interval = np.isin(src, ["yelo_bike", "yelo_car"]) & ~np.isnan(t1)
     r1 = np.where(interval, t1, np.nan)
     a = pd.DataFrame({"rec": pos, "t": t0, "lat": la0, "lon": lo0,

@@ -47,19 +47,35 @@ def validation_source(stop_ids: pd.Series, route_ids: pd.Series, ref: ReferenceI
 
 def validations_to_records(good: pd.DataFrame, users: np.ndarray, ref: ReferenceIndex) -> pd.DataFrame:
     """Validated ``yelo_validations`` rows -> records (kind ``validation``, point events:
-    ``end_ts`` null, start coordinates = the stop)."""
+    ``end_ts`` null, start coordinates = the stop). On a route shuttling between two stops
+    (the ferries) the other terminal is the ``end_stop_id`` (with its coordinates) and the
+    extra column ``expected_ride_s`` holds the scheduled crossing time."""
     n = len(good)
     lat, lon = place_coords(good["stop_id"], ref.stops)
-    return finish_records({
+    # a shuttle (two-stop ferry route) boarded at one terminal lands at the other
+    rt = ref.routes.reindex(good["route_id"].astype(object).where(good["route_id"].notna(), "\0").astype(str))
+    stop = good["stop_id"].astype(str).to_numpy()
+    ta = rt["terminal_a"].to_numpy(dtype=object) if "terminal_a" in rt else np.full(n, None, dtype=object)
+    tb = rt["terminal_b"].to_numpy(dtype=object) if "terminal_b" in rt else np.full(n, None, dtype=object)
+    end_stop = np.where(stop == ta, tb, np.where(stop == tb, ta, None)).astype(object)
+    end_stop = np.where(pd.isna(end_stop), None, end_stop).astype(object)
+    elat, elon = place_coords(pd.Series(end_stop), ref.stops)
+    crossing = np.where(pd.notna(end_stop), rt["crossing_s"].to_numpy(dtype="float64", na_value=np.nan)
+                        if "crossing_s" in rt else np.nan, np.nan)
+    out = finish_records({
         "user_id": users, "record_id": good["validation_id"].astype(str).to_numpy(),
         "source": validation_source(good["stop_id"], good["route_id"], ref),
         "kind": np.full(n, "validation", dtype=object),
         "start_ts": good["validated_at"].to_numpy(), "end_ts": pd.Series(pd.NaT, index=range(n), dtype=schema.UTC_TS),
         "stop_id": good["stop_id"].to_numpy(), "route_id": good["route_id"].to_numpy(),
-        "start_lat": lat, "start_lon": lon,
+        "end_stop_id": end_stop, "start_lat": lat, "start_lon": lon, "end_lat": elat, "end_lon": elon,
         "amount_eur": good["amount_eur"].to_numpy(dtype="float64", na_value=np.nan),
         "fare_product": good["fare_product"].to_numpy(),
     }, n)
+    # extra column (not in the schema): scheduled crossing time of a shuttle, s (fusion uses it
+    # to find where the crossing ends inside a longer GPS section)
+    out["expected_ride_s"] = crossing
+    return out
 
 
 def bikeshare_to_records(good: pd.DataFrame, users: np.ndarray, ref: ReferenceIndex) -> pd.DataFrame:

@@ -27,7 +27,9 @@ class ReferenceIndex:
         Index ``stop_id``; columns ``lat``, ``lon`` (WGS84 degrees), ``ferry_only`` (bool:
         every route serving the stop, or its platforms, is a ferry).
     routes : DataFrame
-        Index ``route_id``; column ``route_type`` (GTFS).
+        Index ``route_id``; column ``route_type`` (GTFS); for routes shuttling between two
+        stops (the ferries) also ``terminal_a``, ``terminal_b`` and ``crossing_s`` (median
+        scheduled crossing, s), NaN otherwise.
     bike_stations : DataFrame
         Index ``station_id``; ``lat``, ``lon``.
     car_parks : DataFrame
@@ -88,6 +90,39 @@ def build_reference_index(gtfs: dict[str, pd.DataFrame], bike_stations: pd.DataF
         agg = pairs.groupby("stop_id")["ferry"].all()
         ferry_only = agg.reindex(st.index, fill_value=False).astype(bool)
     st["ferry_only"] = ferry_only.to_numpy()
+    rt = rt.join(_shuttles(trips, times))
     bs = _places(bike_stations, "station_id")
     cp = _places(car_parks, "car_park_id")
     return ReferenceIndex(stops=st, routes=rt, bike_stations=bs, car_parks=cp)
+
+
+def _hms(s: pd.Series) -> np.ndarray:
+    """GTFS ``HH:MM:SS`` (hours may exceed 24) to seconds; NaN when unreadable."""
+    parts = s.astype(str).str.split(":", expand=True)
+    if parts.shape[1] < 3:
+        return np.full(len(s), np.nan)
+    v = parts.iloc[:, :3].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+    return v[:, 0] * 3600 + v[:, 1] * 60 + v[:, 2]
+
+
+def _shuttles(trips, times) -> pd.DataFrame:
+    """For routes that shuttle between exactly two stops (Le Passeur, Le Bus de Mer): both
+    terminals and the median scheduled crossing time, s. Index ``route_id``; columns
+    ``terminal_a``, ``terminal_b``, ``crossing_s``."""
+    cols = ["terminal_a", "terminal_b", "crossing_s"]
+    if trips is None or times is None or not len(trips) or not len(times):
+        return pd.DataFrame(columns=cols)
+    t = times[["trip_id", "stop_id", "stop_sequence", "arrival_time"]].merge(
+        trips[["trip_id", "route_id"]], on="trip_id")
+    n_stops = t.groupby("route_id")["stop_id"].nunique()
+    two = n_stops.index[n_stops == 2]
+    t = t[t["route_id"].isin(two)].sort_values(["trip_id", "stop_sequence"])
+    if not len(t):
+        return pd.DataFrame(columns=cols)
+    sec = _hms(t["arrival_time"])
+    same = t["trip_id"].to_numpy()[1:] == t["trip_id"].to_numpy()[:-1]
+    d = pd.DataFrame({"route_id": t["route_id"].to_numpy()[1:][same], "d": (sec[1:] - sec[:-1])[same]})
+    crossing = d[d["d"] > 0].groupby("route_id")["d"].median()
+    terms = t.groupby("route_id")["stop_id"].agg(lambda x: sorted(set(x)))
+    return pd.DataFrame({"terminal_a": terms.str[0], "terminal_b": terms.str[1],
+                         "crossing_s": crossing.reindex(terms.index)})

@@ -300,3 +300,16 @@ def test_ride_merge_stops_where_the_phone_sensed_walking():
     assert list(sec.index) == ["t1-s0", "t1-s2"]
     assert sec.loc["t1-s0", "end_ts"] == ts(20) and sec.loc["t1-s0", "mode"] == "BUS"
     assert sec.loc["t1-s2", "mode"] == "CAR" and sec.loc["t1-s2", "mode_source"] == "classifier"
+
+
+def test_shuttle_landing_cuts_the_walk_after_the_crossing():
+    # one GPS section: 5 min crossing from P1 to P3, then 20 min walking on to P5
+    t, s = make([("WALKING", 0, 25, [1, 3, 4, 5], 0.5)])
+    r = recs(dict(rec("F1", "yelo_boat", 0.2, 1), end_lat=P[3][0], end_lon=P[3][1]))
+    r["expected_ride_s"] = 300.0
+    res = fuse(t, s, r)
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
+    assert sec.loc["t1-s0.1", "mode"] == "FERRY" and sec.loc["t1-s0.1", "end_ts"] == ts(5.2)
+    assert sec.loc["t1-s0.2", "mode"] == "WALKING"
+    assert matched(res, "F1")[1] == "t1-s0.1"

@@ -169,3 +169,19 @@ def test_card_map_validation():
     assert "not one of yelo, parking" in bad["C4"]
     assert "unknown tester" in bad["C005"]
     assert sorted(res.card_map["account_id"]) == ["C001", "C002", "P001"]
+
+
+def test_shuttle_validation_lands_at_the_other_terminal(card_map):
+    r = ref_index().routes
+    passeur = r.loc["CA_LA_ROCHELLE:Line:PASSEUR"]
+    assert passeur["crossing_s"] == 300.0  # GTFS: 5 min crossings
+    a, b = passeur["terminal_a"], passeur["terminal_b"]
+    text = ("validation_id,card_id,validated_at,stop_id,route_id\n"
+            f"F1,C001,2026-03-02T08:00:00Z,{a},CA_LA_ROCHELLE:Line:PASSEUR\n"
+            f"F2,C001,2026-03-02T09:00:00Z,{b},CA_LA_ROCHELLE:Line:PASSEUR\n"
+            f"F3,C001,2026-03-02T10:00:00Z,{ids()['bus_stop']},{ids()['bus_route']}\n")
+    rec = ing(text, "yelo_validations.csv", card_map).records.set_index("record_id")
+    assert rec.loc["F1", "end_stop_id"] == b and rec.loc["F2", "end_stop_id"] == a
+    assert rec.loc["F1", "end_lat"] == ref_index().stops.loc[b, "lat"]
+    assert rec.loc["F1", "expected_ride_s"] == 300.0 and rec.loc["F1", "source"] == "yelo_boat"
+    assert pd.isna(rec.loc["F3", "end_stop_id"]) and pd.isna(rec.loc["F3", "expected_ride_s"])
