@@ -76,6 +76,10 @@ class ModeClassifier:
         sigmoid below).
     calibration_cv : int
         Folds of the calibration.
+    calibration_ensemble : bool
+        False (default): one booster trained on all the data, calibrated on out-of-fold
+        predictions; True: one calibrated booster per fold, averaged (slower to load and
+        predict, for little gain here).
     random_state : int
     n_threads : int or None
         OpenMP threads used by the boosting during fit and predict (None: library default).
@@ -86,7 +90,8 @@ class ModeClassifier:
     def __init__(self, features=FEATURES, min_confidence: float = 0.5, learning_rate: float = 0.1,
                  max_iter: int = 200, max_leaf_nodes: int = 31, min_samples_leaf: int = 10,
                  l2_regularization: float = 0.0, class_weight: str | None = "balanced",
-                 calibration: str | None = "auto", calibration_cv: int = 3, random_state: int = 0,
+                 calibration: str | None = "auto", calibration_cv: int = 3,
+                 calibration_ensemble: bool = False, random_state: int = 0,
                  n_threads: int | None = 1):
         self.features = tuple(features)
         self.min_confidence = min_confidence
@@ -98,12 +103,13 @@ class ModeClassifier:
         self.class_weight = class_weight
         self.calibration = calibration
         self.calibration_cv = calibration_cv
+        self.calibration_ensemble = calibration_ensemble
         self.random_state = random_state
         self.n_threads = n_threads
 
     _PARAMS = ("features", "min_confidence", "learning_rate", "max_iter", "max_leaf_nodes",
                "min_samples_leaf", "l2_regularization", "class_weight", "calibration",
-               "calibration_cv", "random_state", "n_threads")
+               "calibration_cv", "calibration_ensemble", "random_state", "n_threads")
 
     def get_params(self) -> dict:
         """Constructor parameters (JSON-friendly)."""
@@ -145,7 +151,7 @@ class ModeClassifier:
             method = "isotonic" if len(yv) >= 2000 else "sigmoid"
         cv = min(self.calibration_cv, int(counts.min()))
         if method and cv >= 2:
-            est = CalibratedClassifierCV(base, method=method, cv=cv, ensemble=True)
+            est = CalibratedClassifierCV(base, method=method, cv=cv, ensemble=self.calibration_ensemble)
         else:
             est = base
         with threadpool_limits(self.n_threads):

@@ -72,17 +72,16 @@ def read_model(path: str | Path):
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: model file not found (train one with `emission-ext model train`)")
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        # skops refuses, before building anything, every type outside its safe defaults and
+        # the explicit list below
+        state = sio.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise ConfigError(f"{path}: refusing to load untrusted types ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a model file"
-        raise ConfigError(f"{path}: not a skops model file ({exc})") from None
-    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
-    if refused:
-        raise ConfigError(f"{path}: refusing to load untrusted types {refused}")
-    try:
-        state = sio.load(path, trusted=list(untrusted))
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(f"{path}: cannot load model ({exc})") from None
+        raise ConfigError(f"{path}: not a loadable skops model file ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
         raise ConfigError(f"{path}: not an emission-ext mode-classifier file")
     if state.get("format_version") != MODEL_FORMAT_VERSION:
