@@ -327,6 +327,40 @@ class TransitIndex:
                    trip_service=trip_service.astype(np.int64), service_ids=service_ids,
                    calendar=calendar, calendar_dates=calendar_dates)
 
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("dist_bus", "dist_ferry", "cell_keys", "cell_ptr", "cell_routes", "route_ids",
+               "route_mode", "stop_xy", "stop_station", "station_ids", "rail_xy", "trip_route",
+               "trip_service", "service_ids")
+    _FRAMES = ("stop_times", "calendar", "calendar_dates")
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the index holds as plain numpy arrays (strings as unicode arrays), for
+        :meth:`from_arrays`; lets the caller cache a built index (e.g. in an ``.npz``)."""
+        out = {k: np.asarray(getattr(self, k)) for k in self._ARRAYS}
+        for k in ("route_ids", "route_mode", "station_ids", "service_ids"):
+            out[k] = out[k].astype(str)
+        for name in self._FRAMES:
+            df = getattr(self, name)
+            for col in df.columns:
+                out[f"{name}.{col}"] = df[col].to_numpy()
+        out["meta"] = np.array([self.lat0, self.lon0, self.x_min, self.y_min, *self.shape], dtype=float)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, params: TransitParams = TransitParams()) -> "TransitIndex":
+        """Rebuild an index from :meth:`to_arrays` output (built with the same ``params``)."""
+        meta = np.asarray(arrays["meta"], float)
+        kw = {k: np.asarray(arrays[k]) for k in cls._ARRAYS}
+        frames = {}
+        for name in cls._FRAMES:
+            prefix = f"{name}."
+            cols = {k[len(prefix):]: np.asarray(arrays[k]) for k in arrays if k.startswith(prefix)}
+            if name == "calendar":
+                cols = {(int(c) if c.isdigit() else c): v for c, v in cols.items()}
+            frames[name] = pd.DataFrame(cols)
+        return cls(params=params, lat0=float(meta[0]), lon0=float(meta[1]), x_min=float(meta[2]),
+                   y_min=float(meta[3]), shape=(int(meta[4]), int(meta[5])), **kw, **frames)
+
     # ------------------------------------------------------------------ geometry
     def project(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 degrees to the index's local plane, metres (arrays)."""

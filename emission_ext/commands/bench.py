@@ -83,7 +83,8 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
 
     exe = shutil.which("emission-ext") or str(Path(sys.executable).with_name("emission-ext"))
     ours = run_measured("emission-ext process",
-                        [exe, "process", str(csv_path), "--format", "csv", "--out", str(out / "ours")])
+                        [exe, "process", str(csv_path), "--format", "csv", "--no-modes",
+                         "--out", str(out / "ours")])
     if ours.returncode != 0:
         raise ConfigError(f"emission-ext process failed: {ours.stderr.strip()[-500:]}")
     click.echo(ours.stdout.strip())

@@ -52,7 +52,9 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
               help="Output folder for trips.csv, sections.csv, places.csv.")
 @click.option("--skip-bad", is_flag=True, help="Skip malformed entries instead of stopping.")
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
-def command(inputs, fmt, out_dir, skip_bad, quiet):
+@click.option("--no-modes", is_flag=True,
+              help="Skip the travel-mode classifier (sections keep the segmentation's speed-regime mode).")
+def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes):
     """Segment raw INPUT files into trips, sections and places (no store)."""
     from pipeline.segment import segment_user
 
@@ -63,10 +65,16 @@ def command(inputs, fmt, out_dir, skip_bad, quiet):
     if points is None:
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions, labelled=False)
+    res = segment_user(points, motion, transitions, labelled=not no_modes)
     n_points, n_users = len(points), points["user_id"].nunique()
-    del points, motion, transitions  # the raw frames are not needed to write the results
+    del points, transitions  # the raw frames are not needed to write the results
     t2 = time.perf_counter()
+    if not no_modes:  # the shipped mode classifier (rules when none is shipped)
+        from ..models.apply import apply_modes
+
+        res["sections"] = apply_modes(res["sections"], res.pop("labelled_points"), motion)
+    del motion
+    t2m = time.perf_counter()
     out = Path(out_dir)
     for name in ("trips", "sections", "places"):
         write_table(res[name], out / f"{name}.csv", table=name)
@@ -76,4 +84,5 @@ def command(inputs, fmt, out_dir, skip_bad, quiet):
             f"{n_points} points ({len(res['removed'])} removed by cleaning, {skipped} bad entries "
             f"skipped), {n_users} users -> {len(res['trips'])} trips, "
             f"{len(res['sections'])} sections, {len(res['places'])} places in {out}/ "
-            f"(read {t1 - t0:.2f} s, segment {t2 - t1:.2f} s, write {t3 - t2:.2f} s)")
+            f"(read {t1 - t0:.2f} s, segment {t2 - t1:.2f} s, modes {t2m - t2:.2f} s, "
+            f"write {t3 - t2m:.2f} s)")

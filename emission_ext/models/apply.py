@@ -6,21 +6,61 @@ then reused for every user; this module owns that caching so the pure algorithms
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from functools import lru_cache
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from emission_ext.schema import DEFAULT_TZ
 
 
+#: Bump when :class:`pipeline.transit.TransitIndex` changes what it stores.
+TRANSIT_CACHE_VERSION = 1
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("EMISSION_EXT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emission-ext")
+    return Path(root)
+
+
 @lru_cache(maxsize=2)
 def transit_index(path: str | None = None):
     """The :class:`pipeline.transit.TransitIndex` of the shipped Yélo feed (or of the GTFS zip
-    at ``path``), built once per process."""
-    from emission_ext.reference import GTFS_PATH, load_gtfs
-    from pipeline.transit import TransitIndex
+    at ``path``), built once per process.
 
-    return TransitIndex.from_gtfs(load_gtfs(path or GTFS_PATH))
+    The built index is cached as an ``.npz`` in ``$EMISSION_EXT_CACHE`` (default
+    ``~/.cache/emission-ext``), keyed by the feed's SHA-256, the index parameters and
+    :data:`TRANSIT_CACHE_VERSION`, so later processes load it in a fraction of the build time.
+    A missing or unwritable cache only costs the build.
+    """
+    from emission_ext.reference import GTFS_PATH, load_gtfs
+    from pipeline.transit import TransitIndex, TransitParams
+
+    gtfs_path = Path(path or GTFS_PATH)
+    params = TransitParams()
+    digest = hashlib.sha256(gtfs_path.read_bytes()).hexdigest()[:20] if gtfs_path.exists() else None
+    key = hashlib.sha256(f"{digest}|{params}|{TRANSIT_CACHE_VERSION}".encode()).hexdigest()[:24]
+    cached = _cache_dir() / f"transit-{key}.npz"
+    if digest and cached.exists():
+        try:
+            with np.load(cached, allow_pickle=False) as npz:
+                return TransitIndex.from_arrays({k: npz[k] for k in npz.files}, params)
+        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
+            pass
+    index = TransitIndex.from_gtfs(load_gtfs(gtfs_path), params)
+    if digest:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, **index.to_arrays())
+            os.replace(tmp, cached)
+        except OSError:
+            pass
+    return index
 
 
 def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,

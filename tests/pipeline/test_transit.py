@@ -149,3 +149,19 @@ def test_yelo_feed_line_follows_its_own_shape():
     assert share[0] == 1.0
     # the Vieux-Port ferry crossing is near a ferry route
     assert ti.distance_to_ferry_line([46.1556], [-1.1520])[0] < 400
+
+
+def test_arrays_round_trip_answers_the_same(tiny):
+    back = TransitIndex.from_arrays(tiny.to_arrays(), tiny.params)
+    lat = north(np.array([0.0, 20.0, 2000.0, 300.0]))
+    lon = east(np.array([500.0, 1500.0, 750.0, 100.0]))
+    np.testing.assert_array_equal(back.distance_to_bus_line(lat, lon), tiny.distance_to_bus_line(lat, lon))
+    np.testing.assert_array_equal(back.distance_to_ferry_line(lat, lon), tiny.distance_to_ferry_line(lat, lon))
+    g = np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(back.route_share(lat, lon, g, 2)[0], tiny.route_share(lat, lon, g, 2)[0])
+    m, r = back.schedule_match([LAT0], [east(0.0)], [_ts("2025-06-03", "08:10:30")],
+                               [LAT0], [east(2000.0)], [_ts("2025-06-03", "08:18:00")])
+    assert m[0] and back.route_ids[r[0]] == "L1"
+    m, _ = back.schedule_match([LAT0], [east(0.0)], [_ts("2025-06-02", "08:10:30")],
+                               [LAT0], [east(2000.0)], [_ts("2025-06-02", "08:18:00")])
+    assert not m[0]  # the calendar exception survives the round trip
