@@ -33,6 +33,7 @@ FOOT_ACTIVITIES = ("ON_FOOT", "WALKING", "RUNNING")
 KINEMATIC_FEATURES: tuple[str, ...] = (
     "n_points", "duration_s", "distance_m", "straight_m", "sinuosity",
     "speed_mean", "speed_p10", "speed_p50", "speed_p85", "speed_p95", "speed_max", "speed_cv",
+    "speed2_p50", "speed2_p85", "speed_net",
     "acc_p50", "acc_p90", "jerk_p90",
     "turn_rate_deg_s", "turn_per_100m", "sharp_turn_share",
     "stop_per_km", "stop_share", "stop_mean_s",
@@ -255,6 +256,15 @@ def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
     straight = np.where(has, np.hypot(sx, sy), np.nan)
 
     q = group_quantiles(v, gs, n, (0.10, 0.50, 0.85, 0.95, 0.99))  # p99 stands for the max
+    # speeds over two steps (fix i to fix i+2): independent GPS errors weigh half as much
+    same2 = (g[2:] == g[:-2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lat2 = np.radians((lat[2:] + lat[:-2]) / 2.0)
+        d2 = np.hypot(np.radians(lon[2:] - lon[:-2]) * np.cos(lat2), np.radians(lat[2:] - lat[:-2])) * EARTH_RADIUS_M
+        dt2 = t[2:] - t[:-2]
+        v2 = np.where(same2 & (dt2 > 0), d2 / dt2, np.nan)
+    v2[v2 > params.max_speed_mps] = np.nan
+    q2 = group_quantiles(v2, g[2:], n, (0.50, 0.85))
     with np.errstate(invalid="ignore", divide="ignore"):
         speed_mean = np.where(dur > 0, dist / dur, np.nan)
         vsum = _sum(np.where(good, v, 0.0), gs, n)
@@ -313,6 +323,8 @@ def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
             "speed_p10": q[:, 0], "speed_p50": q[:, 1], "speed_p85": q[:, 2], "speed_p95": q[:, 3],
             "speed_max": q[:, 4],
             "speed_cv": speed_cv,
+            "speed2_p50": q2[:, 0], "speed2_p85": q2[:, 1],
+            "speed_net": np.where(dur > 0, straight / dur, np.nan),
             "acc_p50": qa[:, 0], "acc_p90": qa[:, 1], "jerk_p90": qj[:, 0],
             "turn_rate_deg_s": np.where(dur > 0, tsum / dur, np.nan),
             "turn_per_100m": np.where(dist > 0, 100.0 * tsum / dist, np.nan),

@@ -201,3 +201,12 @@ def test_group_quantiles_fast_path_matches_numpy():
         np.testing.assert_allclose(q[k], vals[ranks], rtol=1e-9)
     neg = group_quantiles(-v, g, 500, (0.5,))  # lexsort path
     np.testing.assert_allclose(neg[7, 0], np.sort(-v[g == 7])[int(np.floor(0.5 * ((g == 7).sum() - 1) + 0.5))])
+
+
+def test_two_step_speed_damps_gps_noise():
+    rng = np.random.default_rng(3)
+    pts = track([1.4] * 200, dt=10.0)
+    pts["lat"] += rng.normal(0, 15.0, len(pts)) / 111_195.0  # 15 m noise north-south
+    f = section_features(pts, sections_of(pts)).iloc[0]
+    assert f["speed2_p50"] < f["speed_p50"]  # noise inflates one-step speeds more
+    assert f["speed_net"] == pytest.approx(1.4, abs=0.2)
