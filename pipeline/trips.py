@@ -91,8 +91,11 @@ class TripParams:
     departure_gap_s : float
         A stay point followed by a longer silence is not taken as the departure.
     end_at : str
-        ``"window_median"`` (default, as e-mission: a trip ends in the middle of the window
-        that detected the stay) or ``"arrival"`` (the first point of the stay).
+        Where a trip that ends at a detected stay ends: ``"window_median"`` (as e-mission: the
+        middle of the window that detected the stay, ~2.5 min after the arrival),
+        ``"arrival"`` (the first fix within ``arrival_radius_m`` of the stay) or
+        ``"midpoint"`` (default: halfway between the two, in fixes; a compromise measured
+        against both references, see docs/segmentation.md).
     min_trip_distance_m : float
         Shorter moves (path length) are jitter.
     min_trip_duration_s : float
@@ -111,7 +114,7 @@ class TripParams:
     max_bridge_s: float = 1800.0
     min_still_confidence: float = 50.0
     departure_gap_s: float = 120.0
-    end_at: str = "window_median"
+    end_at: str = "midpoint"
     min_trip_distance_m: float = 100.0
     min_trip_duration_s: float = 60.0
 
@@ -135,6 +138,7 @@ class Track:
     y: np.ndarray
     step: np.ndarray
     new_user: np.ndarray
+    acc: np.ndarray | None = None
 
 
 def make_track(points: pd.DataFrame) -> Track:
@@ -162,8 +166,9 @@ def make_track(points: pd.DataFrame) -> Track:
         new_user[1:] = codes[1:] != codes[:-1]
         step[1:] = np.hypot(np.diff(x), np.diff(y))
         step[new_user] = 0.0
+    acc = np.nan_to_num(pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
     return Track(pts, np.asarray(users, dtype=object), codes, ti.astype("float64") / 1e9, lat, lon,
-                 x, y, step, new_user)
+                 x, y, step, new_user, acc)
 
 
 def range_minmax(values: list[np.ndarray], lo: np.ndarray, hi: np.ndarray
@@ -407,7 +412,8 @@ def user_blocks(codes: np.ndarray, max_points: int) -> list[tuple[int, int]]:
 def _slice(tr: Track, lo: int, hi: int) -> Track:
     """The points ``[lo, hi)`` of a track (array views; ``points`` left whole)."""
     return Track(tr.points, tr.users, tr.codes[lo:hi], tr.t[lo:hi], tr.lat[lo:hi], tr.lon[lo:hi],
-                 tr.x[lo:hi], tr.y[lo:hi], tr.step[lo:hi], tr.new_user[lo:hi])
+                 tr.x[lo:hi], tr.y[lo:hi], tr.step[lo:hi], tr.new_user[lo:hi],
+                 None if tr.acc is None else tr.acc[lo:hi])
 
 
 def detect_trips(tr: Track, motion: pd.DataFrame | None = None,
@@ -518,10 +524,11 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
             share = np.bincount(k, weights=still_pt[idx], minlength=int(trim.sum())) / \
                 np.maximum(np.bincount(k, minlength=int(trim.sum())), 1)
             trim[np.flatnonzero(trim)] = share >= 0.5
-        acc = tr.points["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-        _, arr_near = _trim_to_radius(x, y, s_ext, e_ext, p.arrival_radius_m,
-                                      np.nan_to_num(acc, nan=0.0))
+        acc = tr.acc if tr.acc is not None else np.zeros(n)
+        _, arr_near = _trim_to_radius(x, y, s_ext, e_ext, p.arrival_radius_m, acc)
         e_ext = np.where(trim, np.maximum(arr_near, s_ext), e_ext)
+        if p.end_at == "midpoint":  # between the arrival and the window median
+            e_ext = np.where(trim, e_ext, np.maximum((arr_near + e_ext) // 2, s_ext))
         # moves that never leave the radius are dropped below
         e_ext = np.where(arr > dep, e_ext, s_ext)
 
