@@ -313,3 +313,12 @@ def test_shuttle_landing_cuts_the_walk_after_the_crossing():
     assert sec.loc["t1-s0.1", "mode"] == "FERRY" and sec.loc["t1-s0.1", "end_ts"] == ts(5.2)
     assert sec.loc["t1-s0.2", "mode"] == "WALKING"
     assert matched(res, "F1")[1] == "t1-s0.1"
+
+
+def test_two_records_giving_one_section_two_modes_are_reviewed():
+    t, s = make([("UNKNOWN", 0, 20, [0, 4], None)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 0.1, 0), rec("B1", "yelo_bike", 0.5, 0, t1=19.5, end_place=4)))
+    c = res.conflicts
+    assert len(c) == 1 and c.loc[0, "kind"] == "records_disagree"
+    winner = mode_of(res, "t1-s0")[0]
+    assert {winner, c.loc[0, "record_mode"]} == {"BUS", "BIKESHARE"}
