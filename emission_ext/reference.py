@@ -76,8 +76,13 @@ def load_bike_stations(path: str | Path = BIKE_STATIONS_PATH) -> pd.DataFrame:
 
 
 def load_car_parks(path: str | Path = CAR_PARKS_PATH) -> pd.DataFrame:
-    """La Rochelle car parks: ``car_park_id, name, lat, lon, capacity`` (national ids 17300-P-xxx)."""
+    """La Rochelle car parks: ``car_park_id, name, lat, lon, capacity`` (national ids 17300-P-xxx).
+
+    The open-data snapshots carry one row without id or coordinates (a car park whose sensor
+    is off); it is dropped.
+    """
     df = pd.read_csv(_require(path), dtype={"id": str})
+    df = df.dropna(subset=["id", "ylat", "xlong"]).reset_index(drop=True)
     return pd.DataFrame({
         "car_park_id": df["id"].astype(str),
         "name": df["nom"].astype(str),
