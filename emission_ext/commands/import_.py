@@ -29,6 +29,36 @@ def command() -> None:
     """Load raw data into the store: files of one format, or a TRACES/e-mission MongoDB."""
 
 
+def read_user_map(path: str) -> dict[str, str]:
+    """Read a uuid -> tester id map (CSV: ``emission_uuid,user_id``; ``uuid`` also accepted).
+
+    Raises
+    ------
+    InputError
+        When a column is missing, an id is empty or a uuid maps to two testers.
+    """
+    import pandas as pd
+
+    from ..errors import InputError
+    from ..io.emission import normalise_user_id
+
+    df = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    src = "emission_uuid" if "emission_uuid" in df.columns else "uuid"
+    for col in (src, "user_id"):
+        if col not in df.columns:
+            raise InputError(path, "missing column (need emission_uuid and user_id)", field=col)
+    out: dict[str, str] = {}
+    for i, (u, t) in enumerate(zip(df[src], df["user_id"]), start=2):
+        if not u or not t:
+            raise InputError(path, "empty id", line=i, field=src if not u else "user_id")
+        key = normalise_user_id(u)
+        if out.get(key, t) != t:
+            raise InputError(path, f"uuid {u} mapped to both {out[key]!r} and {t!r}", line=i,
+                             field="user_id")
+        out[key] = t
+    return out
+
+
 def _file_command(fmt: str, what: str) -> None:
     @command.command(fmt, help=f"Import {what} files.")
     @click.argument("files", nargs=-1, required=True,
@@ -37,17 +67,22 @@ def _file_command(fmt: str, what: str) -> None:
                   help="Skip malformed rows/entries (reported) instead of stopping at the first.")
     @click.option("--user-id", default=None, metavar="U",
                   help="Give every row this user id (default: from the data or the file name).")
+    @click.option("--user-map", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="CSV with columns emission_uuid,user_id: rename e-mission uuids to "
+                       "tester ids (the ids of the operators' card maps).")
     @store_option
     @click.pass_context
-    def _cmd(ctx, files, skip_bad, user_id, store, store_db):
+    def _cmd(ctx, files, skip_bad, user_id, user_map, store, store_db):
         from ..io.readers import RawData, read
 
         st = open_ctx_store(ctx, store, store_db)
+        mapping = read_user_map(user_map) if user_map else {}
         raws = []
         # read and check every file first: a bad file stops the import before anything is written
         for path in progress(files, desc=f"reading {fmt}", unit="file"):
             raws.append(read(path, fmt=fmt, skip_bad=skip_bad, user_id=user_id))
         raw = RawData.concat(raws) if len(raws) > 1 else raws[0]
+        raw = raw.with_user_ids(mapping)
         counts = load_raw(st, raw)
         _report(counts)
         users = sorted(set(raw.points["user_id"]) | set(raw.motion["user_id"]))

@@ -58,6 +58,26 @@ class RawData:
             self.transitions["user_id"])
         return sorted(ids)
 
+    def with_user_ids(self, mapping: dict[str, str]) -> "RawData":
+        """A copy whose user ids are renamed by ``mapping`` (ids not in it are kept).
+
+        Used to turn e-mission uuids into the experiment's tester ids (the ids the operators'
+        card maps use).
+        """
+        if not mapping:
+            return self
+
+        def ren(df: pd.DataFrame) -> pd.DataFrame:
+            out = df.copy()
+            out["user_id"] = out["user_id"].map(lambda u: mapping.get(u, u)).astype(schema.STR)
+            return out
+
+        return RawData(points=ren(self.points), motion=ren(self.motion),
+                       transitions=ren(self.transitions),
+                       tz={mapping.get(u, u): z for u, z in self.tz.items()},
+                       skipped=self.skipped, problems=list(self.problems),
+                       duplicates=self.duplicates)
+
     @classmethod
     def concat(cls, parts: list["RawData"]) -> "RawData":
         """Concatenate several results, dropping rows repeated across them (same table key)."""
