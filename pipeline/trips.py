@@ -465,7 +465,10 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
     bridged &= ~_events_in_gaps(tr, transitions, _matching(transitions, "transition", ("VISIT_",)))
     stay_gap = (((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
                 | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap) & ~bridged
-    brk = (tr.new_user | (dt > p.untracked_gap_s) | stay_gap
+    # the phone said the trip ended during a long silence
+    ended_in_gap = long_gap & _events_in_gaps(tr, transitions, _matching(transitions, "transition",
+                                                                        TRIP_END_TRANSITIONS))
+    brk = (tr.new_user | (dt > p.untracked_gap_s) | stay_gap | ended_in_gap
            | _events_in_gaps(tr, transitions, _matching(transitions, "transition",
                                                         RESTART_TRANSITIONS)))
     brk[0] = True
