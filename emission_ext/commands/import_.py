@@ -141,3 +141,38 @@ def mongo(ctx, url, db_name, users, timeout, store, store_db):
     if not counts:
         click.echo("no new entries")
     _report(counts)
+
+
+@command.command("testers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@store_option
+@click.pass_context
+def testers(ctx, file, store, store_db):
+    """Import tester profiles (CSV with the `testers` table's columns: car, Yélo pass, parking).
+
+    A tester already in the store gets the new profile (the carbon and cost stages use it);
+    unknown extra columns are ignored.
+    """
+    import pandas as pd
+
+    from .. import schema
+    from ..errors import InputError, SchemaError
+
+    df = pd.read_csv(file, dtype=str, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+    for col in ("car_fiscal_hp", "home_lat", "home_lon", "work_lat", "work_lon"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    try:
+        prof = schema.validate(schema.coerce(df, "testers")[schema.TESTERS.names], "testers")
+    except SchemaError as exc:
+        line = exc.row + 2 if exc.row is not None else None
+        raise InputError(file, exc.reason, line=line, field=exc.column) from None
+    st = open_ctx_store(ctx, store, store_db)
+    changed = 0
+    for uid, rows in prof.groupby("user_id", sort=True):
+        before = st.read("testers", [uid])
+        if len(before) != 1 or not before[schema.TESTERS.names].reset_index(drop=True).equals(
+                rows.reset_index(drop=True)):
+            st.replace_user("testers", uid, rows)
+            changed += 1
+    click.echo(f"testers: {changed} added or updated ({len(prof) - changed} unchanged)")

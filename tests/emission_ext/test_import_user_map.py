@@ -36,3 +36,22 @@ def test_bad_user_map_names_line_and_field(tmp_path, text, where):
     with pytest.raises(InputError) as err:
         read_user_map(str(m))
     assert where in str(err.value) and str(m) in str(err.value)
+
+
+def test_import_testers_adds_then_updates_and_rejects_bad_values(tmp_path):
+    csv = tmp_path / "testers.csv"
+    csv.write_text("user_id,tz,car_fuel,car_size,car_fiscal_hp,yelo_pass,extra\n"
+                   "001,Europe/Paris,petrol,petite,4,none,x\n002,Europe/Paris,,,,monthly,y\n")
+    args = ["--data-dir", str(tmp_path / "d"), "import", "testers", str(csv)]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and "2 added or updated (0 unchanged)" in first.output
+    assert "0 added or updated (2 unchanged)" in CliRunner().invoke(cli, args).output
+    csv.write_text(csv.read_text().replace("petrol,petite", "electric,petite"))
+    assert "1 added or updated (1 unchanged)" in CliRunner().invoke(cli, args).output
+    from emission_ext.stores import open_store
+    assert open_store(str(tmp_path / "d")).read("testers", ["001"])["car_fuel"].tolist() == ["electric"]
+
+    csv.write_text(csv.read_text().replace("electric,petite", "coal,petite"))
+    bad = CliRunner().invoke(cli, args)
+    assert isinstance(bad.exception, InputError)  # main() turns it into exit code 2
+    assert "line 2, field 'car_fuel'" in str(bad.exception)
