@@ -269,11 +269,13 @@ def build_world(ref: Reference, p: WorldParams, progress=None) -> World:
                            "source": cat(pts, 7, object)})
     point_truth = pd.DataFrame({"trip_id": cat(ptruth, 0, object), "section_id": cat(ptruth, 1, object),
                                 "fault": np.array(["none", "canyon", "outlier"])[cat(ptruth, 2, int).astype(int)]})
+    del pts, ptruth
     points, point_truth = _order_and_fault_points(rng, points, point_truth, p)
     points["ts"] = pd.to_datetime(points["ts"].astype(float), unit="s", utc=True)
     points = schema.coerce(points, "points")
     motion = pd.DataFrame({"user_id": cat(mot, 0, object), "ts": cat(mot, 1), "activity": cat(mot, 2, object),
                            "confidence": cat(mot, 3)})
+    del mot
     motion = motion.sort_values(["user_id", "ts"], kind="stable").reset_index(drop=True)
     motion["ts"] = pd.to_datetime(motion["ts"].astype(float), unit="s", utc=True)
     motion = schema.coerce(motion, "motion")
@@ -322,30 +324,31 @@ def build_world(ref: Reference, p: WorldParams, progress=None) -> World:
 
 
 def _order_and_fault_points(rng, points: pd.DataFrame, truth: pd.DataFrame, p: WorldParams):
-    """Sort by (user, ts), then add duplicates and out-of-order swaps as configured."""
+    """Sort by (user, ts), then add duplicates and out-of-order swaps as configured (one
+    reindexing of each frame)."""
     if points.empty:
         return points, truth
-    order = np.lexsort((points["ts"].to_numpy(), points["user_id"].to_numpy()))
-    points = points.iloc[order].reset_index(drop=True)
-    truth = truth.iloc[order].reset_index(drop=True)
+    idx = np.lexsort((points["ts"].to_numpy(), points["user_id"].to_numpy()))
     f = p.phone_faults
-    n = len(points)
+    n = idx.size
+    is_dup = np.zeros(n, dtype=bool)
     dup = np.flatnonzero(rng.random(n) < f.p_duplicate)
     if dup.size:
-        idx = np.sort(np.concatenate([np.arange(n), dup]), kind="stable")
+        pos = np.sort(np.concatenate([np.arange(n), dup]), kind="stable")
+        idx = idx[pos]
         is_dup = np.zeros(idx.size, dtype=bool)
-        is_dup[1:] = idx[1:] == idx[:-1]
-        points = points.iloc[idx].reset_index(drop=True)
-        truth = truth.iloc[idx].reset_index(drop=True)
-        truth.loc[is_dup, "fault"] = "duplicate"
-        n = len(points)
+        is_dup[1:] = pos[1:] == pos[:-1]
+        n = idx.size
     if not p.sorted_points and f.p_out_of_order > 0:
-        users = points["user_id"].to_numpy()
+        users = points["user_id"].to_numpy()[idx]
         sw = np.flatnonzero(rng.random(n - 1) < f.p_out_of_order)
         sw = sw[users[sw] == users[sw + 1]]
         sw = sw[np.r_[True, np.diff(sw) > 1]] if sw.size else sw   # no overlapping swaps
-        idx = np.arange(n)
-        idx[sw], idx[sw + 1] = sw + 1, sw
-        points = points.iloc[idx].reset_index(drop=True)
-        truth = truth.iloc[idx].reset_index(drop=True)
+        order = np.arange(n)
+        order[sw], order[sw + 1] = sw + 1, sw
+        idx, is_dup = idx[order], is_dup[order]
+    points = points.iloc[idx].reset_index(drop=True)
+    truth = truth.iloc[idx].reset_index(drop=True)
+    if is_dup.any():
+        truth.loc[is_dup, "fault"] = "duplicate"
     return points, truth
