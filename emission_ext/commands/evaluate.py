@@ -65,6 +65,9 @@ def segmentation(reference, synthetic, world, testers, days, seed, tolerance):
         write_world(generate_world(testers=testers, days=days, seed=seed), world)
     res = runs.synthetic(world, tolerance)
     click.echo(f"synthetic overall: {_fmt_score(res['trips'])}")
+    if res.get("unobservable_trips"):
+        click.echo(f"  ({res['unobservable_trips']} truth trips made with the phone off are left out: "
+                   "no data to find them in)")
     if "per_platform" in res:
         for _, r in res["per_platform"].iterrows():
             click.echo(f"  {r['platform']}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "

@@ -83,7 +83,9 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
     Returns
     -------
     dict
-        ``trips``: :class:`TripScore`; ``boundary_hits``, ``boundary_total``,
+        ``trips``: :class:`TripScore` over the trips the phone could see (truth trips flagged
+        ``phone_off`` left no data and are counted in ``unobservable_trips`` instead);
+        ``boundary_hits``, ``boundary_total``,
         ``boundary_share``: true mode changes with a predicted boundary within
         ``tolerance_s``; ``per_platform``: DataFrame of trip scores per platform when
         ``truth/testers.csv`` gives it.
@@ -97,6 +99,14 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
         raise InputError(str(world), "no emission/*.json.gz in the synthetic world folder")
     truth_trips = pd.read_csv(world / "truth" / "trips.csv", dtype={"user_id": str})
     truth_secs = pd.read_csv(world / "truth" / "sections.csv", dtype={"user_id": str})
+    # trips made while the phone was off left no data: scored separately, not as misses
+    unobservable = 0
+    if "phone_off" in truth_trips.columns:
+        off = truth_trips["phone_off"].astype(str).str.lower().isin(("true", "1"))
+        unobservable = int(off.sum())
+        off_ids = set(truth_trips.loc[off, "trip_id"])
+        truth_trips = truth_trips.loc[~off]
+        truth_secs = truth_secs.loc[~truth_secs["trip_id"].isin(off_ids)]
     truth_trips = schema.coerce(truth_trips, "trips")
     truth_secs = schema.coerce(truth_secs, "sections")
     pred_trips, pred_secs = [], []
@@ -111,7 +121,8 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
     score = TripScore.from_counts(len(pt), len(truth_trips), m["start_err_s"], m["end_err_s"])
     hits, total = section_boundary_hits(ps, truth_secs, tolerance_s)
     out = {"trips": score, "boundary_hits": hits, "boundary_total": total,
-           "boundary_share": hits / total if total else float("nan")}
+           "boundary_share": hits / total if total else float("nan"),
+           "unobservable_trips": unobservable}
     testers = world / "truth" / "testers.csv"
     if testers.exists():
         plat = pd.read_csv(testers, dtype={"user_id": str}).set_index("user_id")["platform"]
