@@ -67,3 +67,14 @@ def test_real_days_overall_f1():
     assert overall.f1 >= 0.9
     assert overall.median_start_err_s < 120 and overall.median_end_err_s < 120
     assert set(per_day.loc[per_day["note"] != "", "day"]) >= {"jack_untracked_time_2023-03-12"}
+
+
+def test_synthetic_world_run(tmp_path):
+    synth = pytest.importorskip("emission_ext.synth")
+    synth.write_world(synth.generate_world(testers=4, days=2, seed=5), tmp_path)
+    from emission_ext.evaluation.runs import synthetic
+
+    res = synthetic(tmp_path)
+    assert res["trips"].n_ref > 0
+    assert res["trips"].f1 >= 0.85
+    assert 0 <= res["boundary_hits"] <= res["boundary_total"]
