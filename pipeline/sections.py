@@ -50,6 +50,8 @@ class SectionParams:
         Readings below this confidence (percent) are ignored.
     max_merge_passes : int
         Upper bound on flip-flop merging passes.
+    stopped_mps : float
+        Below this smoothed speed an "in vehicle" reading is a stopped vehicle, m/s.
     still_radius_m : float
         Points at the end of a trip within this of its last point (after arriving) are not
         classified on their own.
@@ -63,6 +65,7 @@ class SectionParams:
     min_activity_confidence: float = 50.0
     max_merge_passes: int = 50
     still_radius_m: float = 40.0
+    stopped_mps: float = 0.5
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -205,8 +208,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     cls = np.where(speed <= p.walk_max_mps, WALK, np.where(speed <= p.bike_max_mps, BIKE, MOTOR))
     act = _activity_class(tr, motion, p)
     # the phone's activity decides, unless the speed plainly contradicts it (walking at bus
-    # speed, cycling at car speed); a vehicle that stands still stays a vehicle
-    use_act = ((act == MOTOR) | ((act == WALK) & (speed <= 2 * p.walk_max_mps))
+    # speed, cycling at car speed, "in a vehicle" at a steady walking pace, which is the
+    # phone's activity lagging behind); a vehicle that stands still stays a vehicle
+    use_act = ((act == MOTOR) & ((speed < p.stopped_mps) | (speed > p.walk_max_mps))
+               | ((act == WALK) & (speed <= 2 * p.walk_max_mps))
                | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps)))
     cls = np.where(use_act, act, cls)
     inside = np.flatnonzero(trip_of >= 0)
