@@ -200,21 +200,34 @@ def test_import_mongo_into_the_embedded_store(data, monkeypatch):
     assert "points: 0 added (" in res.output
 
 
-def test_demo_twice(data):
-    res = invoke(["--data-dir", data, "demo", "--workers", "1"])
+def test_demo_twice_on_the_real_days(data):
+    res = invoke(["--data-dir", data, "demo", "--real-days", "--workers", "1"])
     assert res.exit_code == 0, res.output
     n_days = len(emission_real_days())
     assert f"from {n_days} files" in res.output and "points: 0 added" not in res.output
     st = ParquetStore(data)
     users, points = len(st.users("points")), len(st.read("points"))
-    assert f"summary: points {points}, " in res.output and f"users {users}" in res.output
     summary = [ln for ln in res.output.splitlines() if ln.startswith("summary:")][0]
-    if "stage segment: available" in res.output:
-        assert f"trips {len(st.read('trips'))}" in summary and len(st.read("trips")) > 0
-    again = invoke(["--data-dir", data, "demo", "--workers", "1"])
+    assert f"users {users}, points {points}, " in summary
+    assert f"trips {len(st.read('trips'))}" in summary and len(st.read("trips")) > 0
+    again = invoke(["--data-dir", data, "demo", "--real-days", "--workers", "1"])
     assert again.exit_code == 0
     assert f"points: 0 added ({points} already present)" in again.output
     assert f"{users} users, 0 users to process" in again.output
+
+
+def test_demo_on_a_synthetic_world_scores_itself_and_writes_a_report(data):
+    res = invoke(["--data-dir", data, "demo", "--testers", "3", "--days", "1", "--seed", "3",
+                  "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "synthetic world: 3 testers x 1 days (seed 3)" in res.output
+    assert "trips vs truth: F1 " in res.output and "section modes vs truth" in res.output
+    report = Path(data) / "demo-report.html"
+    text = report.read_text(encoding="utf-8")
+    assert "Scored against the synthetic ground truth" in text and "<table" in text
+    again = invoke(["--data-dir", data, "demo", "--testers", "3", "--days", "1", "--seed", "3",
+                    "--workers", "1"])
+    assert again.exit_code == 0 and "3 users, 0 users to process" in again.output
 
 
 def test_console_script_exit_code_2_on_a_missing_file(tmp_path):
