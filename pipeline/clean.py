@@ -72,14 +72,6 @@ class CleanParams:
     jump_passes: int = 3
 
 
-def _sorted_codes(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Factorised user codes and the ordering by (user, ts)."""
-    codes, _ = pd.factorize(points["user_id"], sort=True)
-    ts = points["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    order = np.lexsort((ts, codes))
-    return codes, order
-
-
 def _robust_threshold(speed: np.ndarray, valid: np.ndarray, codes: np.ndarray, ngroups: int,
                       p: CleanParams) -> np.ndarray:
     """Per-group jump threshold (m/s), one value per group."""

@@ -3,23 +3,29 @@
 Why: a trip is what the tester recognises ("home to work"), and everything downstream (modes,
 operator-record fusion, carbon) hangs off it. The rules follow e-mission's dwell segmentation
 so results agree with its reference output on real phones, but run on whole arrays for every
-user at once instead of one point at a time:
+user at once (in blocks of whole users) instead of one point at a time:
 
 * **Dwell** (dense sampling: Android's time filter, GPS loggers): a point is *dwelling* when
-  every point of the trailing ``dwell_time_s`` window (at least that long) fits in a box of
-  ``dwell_radius_m``. The window extents come from a level-by-level sparse table (range
-  min/max over variable windows in O(n log w) numpy work, two arrays alive at a time).
-* **Gaps** (sparse sampling: iOS's distance filter stops reporting when the phone is still,
-  Android stops tracking after a stop): a silence longer than ``dwell_time_s`` with less than
-  ``dwell_radius_m`` of displacement, a silence longer than ``max_gap_s`` at walking speed or
-  less, or any silence longer than ``untracked_gap_s`` ends the trip.
-* **State machine** (when present): a trip-end transition (``STOPPED_MOVING``,
-  ``TRIP_ENDED``, ``VISIT_STARTED``...) inside a silence longer than ``transition_gap_s``
-  ends the trip too.
-* Moves that never leave a ``dwell_radius_m`` box, are shorter than ``min_trip_distance_m``
-  or ``min_trip_duration_s`` are GPS jitter and fold back into the surrounding stay.
-* A trip that is still moving at the end of the data ends at the last point (its end place
-  has no ``exit_ts``).
+  every point of the trailing ``dwell_time_s`` window (and of at least ``dwell_points``
+  points) lies within ``dwell_radius_m`` of it. A level-by-level sparse table gives each
+  window's bounding box (range min/max over variable windows in O(n log w) numpy work); only
+  windows the box cannot settle are checked point by point.
+* **Silences** (iOS's distance filter stops reporting when the phone is still; Android stops
+  tracking after a stop): longer than ``dwell_time_s`` with less than ``dwell_radius_m`` of
+  displacement, longer than ``max_gap_s`` at walking pace or with no moving phone activity,
+  longer than ``untracked_gap_s``, a tracking restart, or a trip-end transition inside a long
+  silence: the trip ended.
+* **Phone activity**: a long run of confident STILL readings is a stay.
+* **Phone state machine**: while it says the trip goes on (and its trip-end transition is
+  trustworthy, not woken by an iOS silent push), waits at a stop or in a transfer are not stays.
+* **Ends and starts**: a trip ends between the arrival and the middle of the window that
+  detected the stay (``end_at``); a trip cut by a silence ends at its arrival when the phone
+  calls the tail still; a first fix after a silence is preceded by the real departure, taken
+  back by distance over speed (:func:`departure_times`).
+* Moves that never leave the ``dwell_radius_m`` circle, or are shorter than
+  ``min_trip_distance_m`` or ``min_trip_duration_s``, are GPS jitter.
+* A trip still moving at the end of the data ends at the last point (its end place has no
+  ``exit_ts``).
 """
 from __future__ import annotations
 
@@ -361,7 +367,6 @@ def _still_runs(tr: Track, motion: pd.DataFrame, min_s: float, min_conf: float
     conf = pd.to_numeric(m["confidence"], errors="coerce").fillna(100.0).to_numpy()
     still = (m["activity"].astype(str).to_numpy() == "STILL") & (conf >= min_conf)
     new_run = np.r_[True, (still[1:] != still[:-1]) | (mu[1:] != mu[:-1])]
-    rid = np.cumsum(new_run) - 1
     starts = np.flatnonzero(new_run)
     ends = np.r_[starts[1:], mt.size] - 1
     # a run lasts until the next reading (or its own last one)
@@ -376,7 +381,6 @@ def _still_runs(tr: Track, motion: pd.DataFrame, min_s: float, min_conf: float
     kk = np.maximum(k, 0)
     inside = ok & (tr.t <= rb[kk])
     first = inside & np.r_[True, ~inside[:-1] | tr.new_user[1:]]
-    del rid
     return inside, first
 
 
