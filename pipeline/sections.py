@@ -19,7 +19,7 @@ import pandas as pd
 
 from emission_ext import schema
 
-from .trips import Track, _trim_to_radius, expand_ranges, make_track
+from .trips import Track, _trim_to_radius, expand_ranges, linestrings_wkb, make_track
 
 WALK, BIKE, MOTOR = 0, 1, 2
 #: Sensed-mode hint per class.
@@ -199,8 +199,6 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
                         labelled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Sections and labelled points (None unless ``labelled``) for trips given as index
     ranges into a sorted track."""
-    import shapely
-
     p = params
     n = tr.t.size
     trip_of = _point_trip(n, s, e)
@@ -247,12 +245,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     last_pt = np.where(nxt_same, np.r_[first_pt[1:], 0], e[sec_trip] if starts.size else 0)
     last_pt = np.maximum(last_pt, first_pt)
     cum = np.cumsum(np.where(tr.new_user, 0.0, tr.step)) if n else np.empty(0)
-    geom = np.full(starts.size, None, dtype=object)
-    multi = np.flatnonzero(last_pt > first_pt)
-    if multi.size:
-        idx, k = expand_ranges(first_pt[multi], last_pt[multi])
-        lines = shapely.linestrings(np.column_stack([tr.lon[idx], tr.lat[idx]]), indices=k)
-        geom[multi] = shapely.to_wkb(lines)
+    geom = linestrings_wkb(tr.lon, tr.lat, first_pt, last_pt)
     # the first section of a trip starts when the trip does (a departure may precede its
     # first fix, see pipeline.trips.departure_times)
     sec_start = tr.t[first_pt] if starts.size else np.empty(0)

@@ -58,6 +58,9 @@ MOVING_ACTIVITIES = ("IN_VEHICLE", "ON_BICYCLE", "ON_FOOT", "WALKING", "RUNNING"
 #: Trip detection works on blocks of whole users of about this many points (bounds memory).
 BLOCK_POINTS = 200_000
 
+#: Points expanded at a time when building geometries or place medians (bounds memory).
+CHUNK_POINTS = 250_000
+
 #: Largest number of window points checked exactly in one numpy batch (bounds memory).
 _EXACT_BATCH = 500_000
 
@@ -172,7 +175,7 @@ def make_track(points: pd.DataFrame) -> Track:
         new_user[1:] = codes[1:] != codes[:-1]
         step[1:] = np.hypot(np.diff(x), np.diff(y))
         step[new_user] = 0.0
-    acc = np.nan_to_num(pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
+    acc = np.nan_to_num(pts["accuracy_m"].to_numpy(dtype="float32", na_value=np.nan), nan=0.0)
     return Track(pts, np.asarray(users, dtype=object), codes, ti.astype("float64") / 1e9, lat, lon,
                  x, y, step, new_user, acc)
 
@@ -580,9 +583,12 @@ def _trim_to_radius(x, y, s, e, radius, slack=None):
 def _user_tz(tr: Track) -> np.ndarray:
     """Time zone per user code: the points' ``tz`` column when given, else the default."""
     if "tz" in tr.points.columns and len(tr.points):
-        first = pd.Series(tr.points["tz"].to_numpy()).groupby(tr.codes).first()
+        # the first point of each user (points are sorted by user): no per-point strings
+        first = np.searchsorted(tr.codes, np.arange(len(tr.users)), side="left")
+        ok = first < tr.codes.size
+        vals = tr.points["tz"].iloc[first[ok]]
         tz = np.full(len(tr.users), schema.DEFAULT_TZ, dtype=object)
-        tz[first.index.to_numpy()] = first.fillna(schema.DEFAULT_TZ).astype(str).to_numpy()
+        tz[np.flatnonzero(ok)] = vals.fillna(schema.DEFAULT_TZ).astype(str).to_numpy()
         return tz
     return np.full(len(tr.users), schema.DEFAULT_TZ, dtype=object)
 
@@ -617,19 +623,11 @@ def departure_times(tr: Track, s: np.ndarray, e: np.ndarray, min_speed_mps: floa
 
 def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Trips and places tables from trip index ranges (see :func:`detect_trips`)."""
-    import shapely
-
     users = tr.users[tr.codes[s]] if s.size else np.empty(0, dtype=object)
     cum = np.cumsum(tr.step)
     tz = _user_tz(tr)
     # geometry: one LineString per trip from all its points (vectorised constructor)
-    geom = np.full(s.size, None, dtype=object)
-    if s.size:
-        lens = e - s + 1
-        idx = np.repeat(s - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())
-        coords = np.column_stack([tr.lon[idx], tr.lat[idx]])
-        lines = shapely.linestrings(coords, indices=np.repeat(np.arange(s.size), lens))
-        geom = np.asarray(shapely.to_wkb(lines), dtype=object)
+    geom = linestrings_wkb(tr.lon, tr.lat, s, e)
     start_ts = departure_times(tr, s, e)
     trip_id = _trip_ids(users, start_ts)
     trip_code = tr.codes[s]
@@ -704,17 +702,54 @@ def build_trips(tr: Track, s: np.ndarray, e: np.ndarray) -> tuple[pd.DataFrame, 
     return places, trips
 
 
+def range_chunks(lo: np.ndarray, hi: np.ndarray, max_points: int = CHUNK_POINTS):
+    """Split inclusive ranges into consecutive groups of about ``max_points`` points in all.
+
+    Yields ``slice`` objects over the ranges, so per-range work can expand a bounded number of
+    points at a time.
+    """
+    lens = np.maximum(hi - lo + 1, 0)
+    cum = np.cumsum(lens)
+    start = 0
+    while start < lo.size:  # a few chunks, not per point
+        base = cum[start - 1] if start else 0
+        stop = int(np.searchsorted(cum, base + max_points, side="right"))
+        stop = max(stop, start + 1)
+        yield slice(start, stop)
+        start = stop
+
+
+def linestrings_wkb(lon: np.ndarray, lat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """WKB LineStrings of the points ``[lo[k], hi[k]]`` (object array; None for one point).
+
+    Built with one ``shapely.linestrings`` call per chunk of ranges, never one object per point.
+    """
+    import shapely
+
+    out = np.full(lo.size, None, dtype=object)
+    multi = np.flatnonzero(hi > lo)
+    for sl in range_chunks(lo[multi], hi[multi]):
+        sel = multi[sl]
+        idx, k = expand_ranges(lo[sel], hi[sel])
+        lines = shapely.linestrings(np.column_stack([lon[idx], lat[idx]]), indices=k)
+        out[sel] = shapely.to_wkb(lines)
+    return out
+
+
 def _range_median(tr: Track, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Median lat/lon over inclusive index ranges (ranges may overlap at their ends)."""
     if lo.size == 0:
         return np.empty(0), np.empty(0)
     hi = np.maximum(hi, lo)
-    lens = hi - lo + 1
-    idx = np.repeat(lo - np.r_[0, np.cumsum(lens)[:-1]], lens) + np.arange(lens.sum())
-    grp = np.repeat(np.arange(lo.size), lens)
-    df = pd.DataFrame({"g": grp, "lat": tr.lat[idx], "lon": tr.lon[idx]})
-    med = df.groupby("g", sort=True)[["lat", "lon"]].median()
-    return med["lat"].to_numpy(), med["lon"].to_numpy()
+    mlat = np.empty(lo.size)
+    mlon = np.empty(lo.size)
+    for sl in range_chunks(lo, hi):  # bounded memory
+        idx, grp = expand_ranges(lo[sl], hi[sl])
+        df = pd.DataFrame({"g": grp, "lat": tr.lat[idx], "lon": tr.lon[idx]})
+        med = df.groupby("g", sort=True)[["lat", "lon"]].median()
+        mlat[sl] = med["lat"].to_numpy()
+        mlon[sl] = med["lon"].to_numpy()
+    return mlat, mlon
 
 
 def segment_trips(points: pd.DataFrame, motion: pd.DataFrame | None = None,
