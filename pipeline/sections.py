@@ -52,6 +52,9 @@ class SectionParams:
         Upper bound on flip-flop merging passes.
     stopped_mps : float
         Below this smoothed speed an "in vehicle" reading is a stopped vehicle, m/s.
+    implausible_factor : float
+        A walking (cycling) section faster on average than this times the class's top speed is
+        relabelled from its speed.
     still_radius_m : float
         Points at the end of a trip within this of its last point (after arriving) are not
         classified on their own.
@@ -65,6 +68,7 @@ class SectionParams:
     min_activity_confidence: float = 50.0
     max_merge_passes: int = 50
     still_radius_m: float = 40.0
+    implausible_factor: float = 1.5
     stopped_mps: float = 0.5
 
 
@@ -181,6 +185,22 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
     return cls
 
 
+def _relabel_by_speed(cls, starts, lens, inside, g, tr: Track, e, p: SectionParams) -> np.ndarray:
+    """Relabel runs whose mean speed is far above their class's range (m/s)."""
+    first = inside[starts]
+    last_in_trip = np.r_[g[starts][1:] != g[starts][:-1], True]
+    nxt = np.where(last_in_trip, e[g[starts]], np.r_[first[1:], 0])
+    cum = np.cumsum(np.where(tr.new_user, 0.0, tr.step))
+    dt = tr.t[nxt] - tr.t[first]
+    v = np.where(dt > 0, (cum[nxt] - cum[first]) / np.where(dt > 0, dt, 1.0), 0.0)
+    c = cls[starts].copy()
+    by_speed = np.where(v <= p.walk_max_mps, WALK, np.where(v <= p.bike_max_mps, BIKE, MOTOR))
+    too_fast = ((c == WALK) & (v > p.implausible_factor * p.walk_max_mps)) | \
+               ((c == BIKE) & (v > p.implausible_factor * p.bike_max_mps))
+    c = np.where(too_fast, by_speed, c)
+    return np.repeat(c, lens)
+
+
 def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Give non-moving points the value of the previous moving point of their trip (or the
     next one at a trip's head). Trips without a moving point keep their values."""
@@ -232,6 +252,11 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
                                   p.min_section_s, p.max_merge_passes)
     merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)
+    # a run's own mean speed overrides an implausible label (a train that the phone called
+    # "on foot" for ten minutes); equal neighbours then fuse
+    if starts.size:
+        merged = _relabel_by_speed(merged, starts, lens, inside, g, tr, e, p)
+        starts, lens = _runs(merged, g)
 
     trip_ids = trips["trip_id"].to_numpy(dtype=object)
     users = trips["user_id"].to_numpy(dtype=object)
