@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from .. import schema
 from ..errors import InputError
 from ._common import progress
 
@@ -27,7 +28,7 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
     for path in progress(paths, desc="reading", unit="file"):
         raw = read(path, fmt=fmt, skip_bad=skip_bad)
         p = raw.points
-        if raw.tz:
+        if any(z != schema.DEFAULT_TZ for z in raw.tz.values()):  # default zone: no column needed
             p = p.assign(tz=p["user_id"].map(raw.tz))
         pts.append(p)
         mot.append(raw.motion)

@@ -4,7 +4,8 @@ Why: testers export their data, planners receive study extracts, analysts open r
 or pandas. One :func:`write_table` turns any schema table into the format each of them expects,
 with the SPEC conventions fixed in one place:
 
-* CSV: the section-3 column names, timestamps as unix seconds (float), geometry as WKT;
+* CSV: the section-3 column names, timestamps as unix seconds (float), geometry as WKT, text
+  fields quoted (so "010" stays text), written by pyarrow's C++ CSV writer;
 * GeoJSON: one feature per row, properties with ISO-8601 UTC timestamps;
 * Parquet: GeoParquet (geopandas) when the table has a geometry, plain Parquet (pyarrow)
   otherwise; timestamps stay timezone-aware;
@@ -109,6 +110,30 @@ def _iso(s: pd.Series) -> pd.Series:
     return out.where(s.notna(), None)
 
 
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    """CSV with the shortest exact repr of every float; text fields are quoted.
+
+    pyarrow's C++ writer is ~20x faster than ``DataFrame.to_csv`` on long WKT geometries; a
+    column arrow cannot type (mixed Python objects) falls back to pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        tbl = pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        df.to_csv(path, index=False)
+        return
+    import csv
+    import io
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(tbl.column_names)  # arrow quotes every name
+    with open(path, "wb") as fh:
+        fh.write(header.getvalue().encode("utf-8"))
+        pacsv.write_csv(tbl, fh, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
                 table: str | None = None) -> Path:
     """Write a table to CSV, GeoJSON, Parquet or GeoPackage, atomically.
@@ -153,7 +178,7 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
             g = _geometry(out)
             out["geometry"] = shapely.to_wkt(g.to_numpy(), rounding_precision=-1)
         with _atomic(path, ".csv") as tmp:
-            out.to_csv(tmp, index=False)  # shortest exact repr of every float
+            _write_csv(out, tmp)
     elif fmt == "geojson":
         import geopandas as gpd
 

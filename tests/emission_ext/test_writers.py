@@ -154,12 +154,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     path = write_table(_trips(), tmp_path / "trips.csv", table="trips")
     before = path.read_bytes()
 
-    def broken(self, target, *a, **k):
-        with open(target, "w") as fh:
-            fh.write("user_id,trip")  # half a file, then a crash
+    import pyarrow.csv as pacsv
+
+    def broken(table, target, *a, **k):
+        target.write(b"user_id,trip")  # half a file, then a crash
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    monkeypatch.setattr(pacsv, "write_csv", broken)
     with pytest.raises(OSError, match="disk full"):
         write_table(_trips().head(1), path, table="trips")
     assert path.read_bytes() == before
