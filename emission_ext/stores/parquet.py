@@ -72,19 +72,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+def atomic_write(path: Path, write) -> None:
+    """Publish a file atomically: ``write(tmp_path)`` fills a temporary file beside ``path``,
+    which is flushed to disk and renamed onto ``path``; on any error the temporary file goes."""
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 class ParquetStore(Store):
@@ -167,16 +172,7 @@ class ParquetStore(Store):
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tab = self._to_arrow(table, df, uuid.uuid4().hex)
-        tmp = path.parent / f".tmp-{uuid.uuid4().hex}.parquet"
-        try:
-            pq.write_table(tab, tmp, compression="zstd")
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        _fsync_dir(path.parent)
+        atomic_write(path, lambda tmp: pq.write_table(tab, tmp, compression="zstd"))
 
     def _read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
         try:
