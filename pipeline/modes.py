@@ -277,3 +277,22 @@ def mode_report(y_true, y_pred, labels=CLASSES) -> dict:
                          "support": int(s[i])} for i, m in enumerate(labels)},
         "confusion": pd.DataFrame(cm, index=labels, columns=cols),
     }
+
+
+def calibration_error(y_true, proba: np.ndarray, classes, n_bins: int = 10) -> dict:
+    """Expected calibration error of the top-class probability (equal-width bins).
+
+    Returns ``ece`` (mean |accuracy - confidence| weighted by bin size), ``mean_confidence``
+    and ``accuracy`` of the argmax prediction (no UNKNOWN threshold).
+    """
+    y_true = np.asarray(y_true, dtype=object).astype(str)
+    if len(y_true) == 0:
+        return {"ece": float("nan"), "mean_confidence": float("nan"), "accuracy": float("nan")}
+    best = proba.argmax(axis=1)
+    conf = proba[np.arange(len(proba)), best]
+    hit = (np.asarray(classes).astype(str)[best] == y_true).astype(float)
+    b = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    cnt = np.bincount(b, minlength=n_bins)
+    gap = np.abs(np.bincount(b, weights=hit, minlength=n_bins) - np.bincount(b, weights=conf, minlength=n_bins))
+    return {"ece": float(gap.sum() / len(conf)), "mean_confidence": float(conf.mean()),
+            "accuracy": float(hit.mean())}

@@ -231,7 +231,7 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
     next to the trackintel speed-bin and e-mission rule baselines."""
     from pipeline.baselines import emission_rules, speed_bins
     from pipeline.features import MOTION_FEATURES
-    from pipeline.modes import COARSE, ModeClassifier, mode_report
+    from pipeline.modes import COARSE, ModeClassifier, calibration_error, mode_report, physical_modes
 
     from ..models import DEFAULT_MODEL_PATH, read_model
 
@@ -258,6 +258,13 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
         click.echo(f"\n== {len(lab)} labelled sections ({lab['group'].nunique()} held-out groups) ==")
         for k, r in reports.items():
             click.echo(_fmt_report(k, r))
+        for k, m in loaded.items():
+            cal = calibration_error(physical_modes(lab["label"]).to_numpy(), m.predict_proba(lab), m.classes_)
+            unknown = float(np.mean(preds[k] == "UNKNOWN"))
+            click.echo(f"{k}: calibration: mean confidence {cal['mean_confidence']:.3f} vs argmax accuracy "
+                       f"{cal['accuracy']:.3f}, expected calibration error {cal['ece']:.3f}; "
+                       f"UNKNOWN {100 * unknown:.1f}%")
+            reports[k]["calibration"] = cal | {"unknown_share": unknown}
         click.echo("\nper-mode precision / recall / F1:")
         click.echo(_per_mode_table(reports).to_string())
         for k in loaded:

@@ -133,3 +133,22 @@ def test_mode_report_counts():
     assert r["per_mode"]["CAR"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     assert r["per_mode"]["BUS"]["precision"] == 0.5
     assert r["confusion"].loc["WALKING", "UNKNOWN"] == 1
+
+
+def test_calibration_error():
+    from pipeline.modes import calibration_error
+
+    classes = np.array(["BUS", "CAR"])
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    r = calibration_error(["BUS", "CAR", "CAR", "BUS"], proba, classes, n_bins=10)
+    # bins: 0.9 -> acc 0.5 (2 rows), 0.8 -> acc 1, 0.6 -> acc 0
+    assert r["ece"] == pytest.approx((2 * 0.4 + 0.2 + 0.6) / 4)
+    assert r["accuracy"] == 0.5 and r["mean_confidence"] == pytest.approx(0.8)
+
+
+def test_shipped_style_model_is_calibrated_on_toy_data(trained):
+    from pipeline.modes import calibration_error
+
+    X, y = toy_features(60, seed=30)
+    r = calibration_error(y, trained.predict_proba(X), trained.classes_)
+    assert r["ece"] < 0.1
