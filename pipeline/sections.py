@@ -70,6 +70,9 @@ class SectionParams:
     still_radius_m: float = 40.0
     implausible_factor: float = 1.5
     stopped_mps: float = 0.5
+    walk_activity_max_factor: float = 2.0
+    min_vehicle_change_s: float = 300.0
+    keep_stopped_vehicle: bool = True
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -185,6 +188,47 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
     return cls
 
 
+def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_grp: np.ndarray,
+                        p: SectionParams) -> np.ndarray:
+    """Two-level flip-flop merging: on foot vs in a vehicle first, then bike vs motorised
+    inside each vehicle leg.
+
+    A bus at city speed reads as cycling between stops and as motorised when it runs; merged
+    with three classes at once, its short alternating pieces each fall to the longer walking
+    neighbour and the whole ride vanishes. Deciding foot/vehicle first keeps the ride whole;
+    the kind of vehicle then only changes inside a leg for runs of ``min_vehicle_change_s``.
+    """
+    if c.size == 0:
+        return c.copy()
+    foot = np.where(c == WALK, WALK, MOTOR)
+    foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes)
+    out = np.where(foot == WALK, WALK, c)
+    veh = foot != WALK
+    if not veh.any():
+        return out
+    # vehicle legs: runs of vehicle points, numbered over the whole array
+    leg_start = np.r_[True, (g[1:] != g[:-1]) | (veh[1:] != veh[:-1])]
+    leg = np.cumsum(leg_start) - 1
+    iv = np.flatnonzero(veh)
+    lv = leg[iv]
+    # end of each leg: the time of the point after it (or the trip's moving end)
+    nxt = np.minimum(np.r_[np.flatnonzero(leg_start)[1:], c.size], c.size)
+    starts = np.flatnonzero(leg_start)
+    last_of_trip = np.r_[g[starts][1:] != g[starts][:-1], True]
+    leg_end_t = np.where(last_of_trip | (nxt >= c.size), t_end_of_grp[g[starts]],
+                         t[np.minimum(nxt, c.size - 1)])
+    # a leg whose points are all walking-class after activity (none) cannot occur; legs hold
+    # BIKE/MOTOR and possibly WALK points outvoted by the merge: those take the leg's majority
+    sub = c[iv]
+    n_bike = np.bincount(lv, weights=(sub == BIKE), minlength=leg.max() + 1)
+    n_motor = np.bincount(lv, weights=(sub == MOTOR), minlength=leg.max() + 1)
+    major = np.where(n_bike > n_motor, BIKE, MOTOR)
+    sub = np.where(sub == WALK, major[lv], sub)
+    out[iv] = _merge_short(sub, lv, t[iv], leg_end_t, p.min_vehicle_change_s,
+                           p.max_merge_passes)
+    return out
+
+
 def _relabel_by_speed(cls, starts, lens, inside, g, tr: Track, e, p: SectionParams) -> np.ndarray:
     """Relabel runs whose mean speed is far above their class's range (m/s)."""
     first = inside[starts]
@@ -228,8 +272,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     # the phone's activity decides, unless the speed plainly contradicts it (walking at bus
     # speed, cycling at car speed, "in a vehicle" at a steady walking pace, which is the
     # phone's activity lagging behind); a vehicle that stands still stays a vehicle
-    use_act = ((act == MOTOR) & ((speed < p.stopped_mps) | (speed > p.walk_max_mps))
-               | ((act == WALK) & (speed <= 2 * p.walk_max_mps))
+    stopped_ok = (speed < p.stopped_mps) if p.keep_stopped_vehicle else np.zeros(n, dtype=bool)
+    use_act = ((act == MOTOR) & (stopped_ok | (speed > p.walk_max_mps))
+               | ((act == WALK) & (speed <= p.walk_activity_max_factor * p.walk_max_mps))
                | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps)))
     cls = np.where(use_act, act, cls)
     inside = np.flatnonzero(trip_of >= 0)
@@ -248,8 +293,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         moving = inside <= arr[g]
         t_end_core = tr.t[arr]
     merged = c.copy()
-    merged[moving] = _merge_short(c[moving], g[moving], t_in[moving], t_end_core,
-                                  p.min_section_s, p.max_merge_passes)
+    merged[moving] = _merge_vehicle_legs(c[moving], g[moving], t_in[moving], t_end_core, p)
     merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called
