@@ -51,7 +51,23 @@ class SectionParams:
     max_merge_passes : int
         Upper bound on flip-flop merging passes.
     stopped_mps : float
-        Below this smoothed speed an "in vehicle" reading is a stopped vehicle, m/s.
+        Below this smoothed speed an "in vehicle" reading is a stopped vehicle, m/s (only with
+        ``keep_stopped_vehicle``).
+    keep_stopped_vehicle : bool
+        Trust "in vehicle" readings at a standstill. Off by default: on synthetic worlds the
+        reading lags after alighting and holds the vehicle through the wait at the stop;
+        standstills inside a ride are short and merged anyway.
+    walk_activity_max_factor : float
+        A walking reading decides up to this times ``walk_max_mps``.
+    min_vehicle_change_s : float
+        Inside one vehicle leg (no walk between), the kind of vehicle (bike / motorised) only
+        changes for runs at least this long, seconds.
+    tail_counts : bool
+        The last run of a trip's moving core lasts until the trip's end (the still tail joins
+        it) when its length is judged.
+    edge_walk_min_s : float
+        A walking run that opens or closes a trip (to the stop, from the car park) is kept from
+        this length, seconds; other runs need ``min_section_s``.
     implausible_factor : float
         A walking (cycling) section faster on average than this times the class's top speed is
         relabelled from its speed.
@@ -72,7 +88,9 @@ class SectionParams:
     stopped_mps: float = 0.5
     walk_activity_max_factor: float = 2.0
     min_vehicle_change_s: float = 300.0
-    keep_stopped_vehicle: bool = True
+    keep_stopped_vehicle: bool = False
+    tail_counts: bool = True
+    edge_walk_min_s: float = 45.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -151,11 +169,12 @@ def _runs(cls: np.ndarray, grp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of_grp: np.ndarray,
-                 min_s: float, passes: int) -> np.ndarray:
+                 min_s: float, passes: int, edge_walk_min_s: float | None = None) -> np.ndarray:
     """Relabel runs shorter than ``min_s`` with their longer neighbour's class, shortest first.
 
     Each pass relabels every short run that is shorter than both neighbours (so two adjacent
-    short runs never swap labels), then runs are recomputed.
+    short runs never swap labels), then runs are recomputed. With ``edge_walk_min_s``, a
+    walking run that opens or closes its group only needs that long.
     """
     cls = cls.copy()
     for _ in range(passes):
@@ -167,7 +186,10 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
         prv_same = np.r_[False, g[1:] == g[:-1]]
         end_t = np.where(nxt_same, np.r_[t_start[starts][1:], 0.0], t_end_of_grp[g])
         dur = end_t - t_start[starts]
-        short = (dur < min_s) & (nxt_same | prv_same)
+        lim = min_s
+        if edge_walk_min_s is not None:
+            lim = np.where((cls[starts] == WALK) & ~(nxt_same & prv_same), edge_walk_min_s, min_s)
+        short = (dur < lim) & (nxt_same | prv_same)
         if not short.any():
             break
         inf = np.inf
@@ -201,7 +223,8 @@ def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_gr
     if c.size == 0:
         return c.copy()
     foot = np.where(c == WALK, WALK, MOTOR)
-    foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes)
+    foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes,
+                        p.edge_walk_min_s)
     out = np.where(foot == WALK, WALK, c)
     veh = foot != WALK
     if not veh.any():
@@ -291,7 +314,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         dep, arr = _trim_to_radius(tr.x, tr.y, s, e, p.still_radius_m)
         arr = np.maximum(arr, dep)
         moving = inside <= arr[g]
-        t_end_core = tr.t[arr]
+        t_end_core = tr.t[e] if p.tail_counts else tr.t[arr]
     merged = c.copy()
     merged[moving] = _merge_vehicle_legs(c[moving], g[moving], t_in[moving], t_end_core, p)
     merged = _fill_from_moving(merged, moving, g)
