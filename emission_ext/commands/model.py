@@ -159,12 +159,14 @@ def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) 
 @click.option("--min-confidence", default=0.5, show_default=True, help="Below: UNKNOWN.")
 @click.option("--min-purity", default=0.6, show_default=True,
               help="Train only on synthetic sections whose points are mostly one true mode.")
-@click.option("--max-iter", default=200, show_default=True, help="Boosting iterations.")
+@click.option("--max-iter", default=100, show_default=True, help="Boosting iterations.")
+@click.option("--learning-rate", default=0.1, show_default=True, help="Boosting learning rate.")
+@click.option("--max-leaf-nodes", default=31, show_default=True, help="Leaves per tree.")
 @click.option("--threads", default=1, show_default=True, help="OpenMP threads for training.")
 @click.option("--real-weight", default=1.0, show_default=True,
               help="Sample weight of the real e-mission sections (the synthetic ones weigh 1).")
-def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter, threads,
-              real_weight):
+def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter,
+              learning_rate, max_leaf_nodes, threads, real_weight):
     """Train the mode classifier and save it (skops) to OUT."""
     from pipeline.modes import ModeClassifier
 
@@ -176,7 +178,8 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
     if len(X) == 0:
         raise ConfigError("no labelled section to train on")
     model = ModeClassifier(features=_feature_set(feature_set), min_confidence=min_confidence,
-                           max_iter=max_iter, n_threads=threads)
+                           max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
+                           n_threads=threads)
     model.fit(X, y, sample_weight=_weights(X, real_weight))
     labels, counts = np.unique(y.astype(str), return_counts=True)
     info = {
