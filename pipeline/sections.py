@@ -91,6 +91,8 @@ class SectionParams:
     keep_stopped_vehicle: bool = False
     tail_counts: bool = True
     edge_walk_min_s: float = 45.0
+    place_in_gap: bool = True
+    min_gap_to_place_s: float = 0.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -281,6 +283,40 @@ def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> 
     return values[src]
 
 
+def _change_times(tr: Track, speed: np.ndarray, first_pt: np.ndarray, first_of_trip: np.ndarray,
+                  sec_cls: np.ndarray, p: SectionParams) -> np.ndarray:
+    """Time of each mode change inside the gap before a section's first fix, unix seconds.
+
+    The change happened between the previous fix and the section's first one. The step
+    between them is covered at vehicle speed, so a vehicle that ends (walking follows) is
+    placed the step's travel time at that speed after the previous fix, and a vehicle that
+    starts (after a walk or a wait at the stop) that long before its first fix. The speed is
+    the smoothed speed of the vehicle side, at least ``walk_max_mps``. Other changes (bike to
+    motorised) stay at the first fix.
+    """
+    b = first_pt
+    out = tr.t[b].astype(float)
+    ok = ~first_of_trip & (b > 0) & p.place_in_gap
+    if not ok.any():
+        return out
+    a = np.where(ok, b - 1, b)
+    prev_cls = np.r_[-1, sec_cls[:-1]]
+    ends_vehicle = ok & (prev_cls != WALK) & (sec_cls == WALK)
+    starts_vehicle = ok & (prev_cls == WALK) & (sec_cls != WALK)
+    gap = tr.t[b] - tr.t[a]
+    # two paces over the gap: the vehicle's (v) for tau seconds, the walker's (w) for the rest
+    veh_side = np.where(ends_vehicle, a, b)
+    foot_side = np.where(ends_vehicle, b, a)
+    v = np.maximum(speed[veh_side], p.walk_max_mps)
+    w = np.minimum(speed[foot_side], p.walk_max_mps)
+    tau = (tr.step[b] - w * gap) / np.maximum(v - w, 0.1)
+    travel = np.clip(tau, 0.0, gap)
+    travel = np.where(gap >= p.min_gap_to_place_s, travel, np.where(ends_vehicle, gap, 0.0))
+    out = np.where(ends_vehicle, tr.t[a] + travel, out)
+    out = np.where(starts_vehicle, tr.t[b] - travel, out)
+    return out
+
+
 def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
                         motion: pd.DataFrame | None = None, params: SectionParams = SectionParams(),
                         labelled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -341,11 +377,15 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     # the first section of a trip starts when the trip does (a departure may precede its
     # first fix, see pipeline.trips.departure_times)
     sec_start = tr.t[first_pt] if starts.size else np.empty(0)
+    sec_cls = merged[starts] if starts.size else np.empty(0, np.int64)
+    sec_end = tr.t[last_pt] if starts.size else np.empty(0)
     if starts.size:
         first_of_trip = ordinal == 0
         trip_start = schema.to_unix(trips["start_ts"])
-        sec_start = np.where(first_of_trip, np.minimum(trip_start[sec_trip], sec_start), sec_start)
-    sec_cls = merged[starts] if starts.size else np.empty(0, np.int64)
+        sec_start = np.where(first_of_trip, np.minimum(trip_start[sec_trip], sec_start),
+                             _change_times(tr, speed, first_pt, first_of_trip, sec_cls, p))
+        # a section ends where the next one of its trip starts
+        sec_end = np.where(nxt_same, np.r_[sec_start[1:], 0.0], sec_end)
     # confidence of the hint: share of the section's points whose own class agrees
     agree = (raw_cls[inside] == np.repeat(sec_cls, lens)).astype(float) if starts.size else np.empty(0)
     conf = np.add.reduceat(agree, np.r_[0, np.cumsum(lens)[:-1]]) / lens if starts.size else np.empty(0)
@@ -355,9 +395,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         "trip_id": trip_ids[sec_trip] if starts.size else np.empty(0, dtype=object),
         "section_id": sec_ids,
         "start_ts": schema.from_unix(sec_start),
-        "end_ts": schema.from_unix(tr.t[last_pt]),
+        "end_ts": schema.from_unix(sec_end),
         "distance_m": cum[last_pt] - cum[first_pt],
-        "duration_s": tr.t[last_pt] - sec_start,
+        "duration_s": sec_end - sec_start,
         "mode": sensed,
         "mode_confidence": np.clip(conf, 0.0, 1.0),
         "mode_source": np.full(starts.size, "rule", dtype=object),
