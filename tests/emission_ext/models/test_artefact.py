@@ -61,3 +61,18 @@ def test_shipped_model_loads_and_predicts():
     assert m is not None and set(m.features) <= set(FEATURES)
     X, _ = toy_features(3, seed=13)
     assert len(m.predict(X)) == len(X)
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason="no model shipped yet")
+def test_shipped_model_on_a_fresh_synthetic_world():
+    """End to end on a world no model saw (seed 777): segmentation, features, shipped model."""
+    from emission_ext.models.apply import transit_index
+    from emission_ext.models.dataset import synthetic_sections
+    from pipeline.modes import physical_modes
+
+    df = synthetic_sections(777, testers=8, days=2, transit=transit_index())
+    df = df[df["label"].notna() & (df["purity"] >= 0.6)]
+    assert len(df) >= 40 and df["label"].nunique() >= 3
+    pred = load_model().predict(df)
+    acc = float(np.mean(pred == physical_modes(df["label"]).to_numpy()))
+    assert acc >= 0.85, acc
