@@ -4,7 +4,7 @@ import pandas as pd
 from emission_ext import schema
 from pipeline.sections import SectionParams, segment_sections
 from pipeline.trips import segment_trips
-from tests.pipeline._frames import T0, day
+from tests.pipeline._frames import T0, day, frame
 
 
 def _walk_car_walk(dt=10.0):
@@ -52,3 +52,87 @@ def test_no_trips_gives_empty_sections_and_null_labels():
     pts, _ = day(stays=(1800,), moves=())
     sections, labelled = segment_sections(pts, schema.empty("trips"))
     assert len(sections) == 0 and labelled["trip_id"].isna().all() and len(labelled) == len(pts)
+
+
+def _boundaries(sections):
+    """Start of every section after the first of its trip, s from T0."""
+    return np.array([ts.timestamp() - T0 for ts in sections["start_ts"].iloc[1:]])
+
+
+def _leg_times(truth_start, legs, dt):
+    """True start of each leg (s from T0) for ``day``'s sampling of ``legs``."""
+    out, now = [], truth_start
+    for dist, v in legs:
+        out.append(now)
+        now += dt * max(1, int(dist / v / dt))
+    return np.array(out)
+
+
+def test_walk_wait_bus_walk_gives_three_sections_with_boundaries_within_60s():
+    # walk to the stop, wait 4 min, a city bus that alternates cycling-like and car-like
+    # stretches with dwells at stops, then a 110 s walk from the stop to the door
+    bus = [(900, 6.0), (1, 1 / 30), (300, 3.5), (1, 1 / 30), (900, 7.0), (1, 1 / 30), (300, 3.5)]
+    legs = [(400, 1.4), (1, 1 / 240)] + bus + [(150, 1.4)]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=[legs], dt=30.0, noise=3.0)
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING"] or \
+        list(sections["sensed_mode"]) == ["WALKING", "BICYCLING", "WALKING"]
+    starts = _leg_times(truth[0][0], legs, 30.0)
+    boarding, alighting = starts[2], starts[-1]
+    got = _boundaries(sections)
+    assert abs(got[0] - boarding) <= 60 and abs(got[1] - alighting) <= 60
+
+
+def test_bus_with_dwells_and_mixed_speeds_stays_one_vehicle_leg():
+    # 60 s at 8 m/s (motorised class), 60 s at 3.5 m/s (cycling class), an 80 s dwell at a
+    # stop: merged with three classes at once, each vehicle piece is shorter than the dwell
+    # and the walking class swallowed the ride
+    bus = [(480, 8.0), (210, 3.5), (1, 1 / 80)] * 4 + [(480, 8.0)]
+    legs = [(500, 1.3)] + bus + [(500, 1.3)]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=[legs], dt=10.0, noise=3.0)
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert len(sections) == 3
+    assert sections["sensed_mode"].iloc[0] == "WALKING" and sections["sensed_mode"].iloc[2] == "WALKING"
+    assert sections["sensed_mode"].iloc[1] in ("CAR", "BICYCLING")
+    starts = _leg_times(truth[0][0], legs, 10.0)
+    got = _boundaries(sections)
+    assert abs(got[0] - starts[1]) <= 60 and abs(got[1] - starts[-1]) <= 60
+
+
+def test_short_walk_closing_a_trip_is_kept():
+    # a car ride then 60 s on foot from the car park: shorter than min_section_s, but a walk
+    # that ends a trip is kept from edge_walk_min_s
+    legs = [(6000, 12.0), (84, 1.4)]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=[legs], dt=10.0, noise=1.0)
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
+    park = _leg_times(truth[0][0], legs, 10.0)[1]
+    assert abs(_boundaries(sections)[0] - park) <= 30
+    merged, _ = segment_sections(pts, trips, params=SectionParams(edge_walk_min_s=90.0))
+    assert list(merged["sensed_mode"]) == ["CAR"]
+
+
+def test_change_is_placed_inside_a_sampling_gap():
+    # cycling at 5 m/s sampled every 10 s, then no fix for 80 s while docking, then walking:
+    # the change happened right after the last cycling fix, not at the first walking one
+    t_bike = np.arange(0, 600, 10.0)
+    x_bike = 5.0 * t_bike
+    t_walk = 590 + 80 + np.arange(0, 300, 20.0)
+    x_walk = x_bike[-1] + 10 + 1.3 * (t_walk - t_walk[0])
+    t_stay = np.r_[np.arange(-900, 0, 30.0), t_walk[-1] + np.arange(30, 900, 30.0)]
+    x_stay = np.r_[np.zeros(30), np.full(29, x_walk[-1])]
+    t = np.r_[t_stay[:30], t_bike, t_walk, t_stay[30:]]
+    x = np.r_[x_stay[:30], x_bike, x_walk, x_stay[30:]]
+    pts = frame(t, x, np.zeros_like(x))
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"])[-1] == "WALKING" and len(sections) == 2
+    b = _boundaries(sections)[0]
+    assert 590 <= b <= 610
+    gap_off, _ = segment_sections(pts, trips, params=SectionParams(place_in_gap=False))
+    assert _boundaries(gap_off)[0] == t_walk[0]
+    # sections still tile the trip
+    assert (sections["end_ts"].iloc[:-1].to_numpy() == sections["start_ts"].iloc[1:].to_numpy()).all()
