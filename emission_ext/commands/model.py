@@ -191,6 +191,8 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
         "feature_set": feature_set,
         "min_purity": min_purity,
         "real_weight": real_weight,
+        "real_days_in_training": sorted(X.loc[X["source"] == "real", "group"].astype(str).unique().tolist())
+        if "source" in X and "group" in X else [],
         "max_iter": max_iter,
     }
     save_model(model, out, info)
@@ -315,6 +317,14 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
         click.echo("\n== real e-mission days: agreement with the phone-sensed coarse mode "
                    "(on foot / bicycle / vehicle), GPS features only ==")
         click.echo(t.to_string())
+        if not retrain_from:
+            for name, (_, info) in infos.items():
+                seen = info.get("real_days_in_training")
+                if seen is None:  # older files: guess from the training data names
+                    seen = ["?"] if any("real" in str(d) for d in info.get("data", [])) else []
+                if seen:
+                    click.echo(f"note: {name} was trained on real days ({', '.join(seen)}): these figures are "
+                               f"not held out; use --retrain-from TRAIN for leave-one-day-out figures")
         results["real_coarse_agreement"] = pd.DataFrame(rows).to_dict(orient="records")
     if json_out:
         Path(json_out).write_text(json.dumps(results, indent=1, default=str))
