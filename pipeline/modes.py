@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from emission_ext.schema import Mode
@@ -151,7 +152,9 @@ class ModeClassifier:
             method = "isotonic" if len(yv) >= 2000 else "sigmoid"
         cv = min(self.calibration_cv, int(counts.min()))
         if method and cv >= 2:
-            est = CalibratedClassifierCV(base, method=method, cv=cv, ensemble=self.calibration_ensemble)
+            # shuffled folds: rows often arrive grouped (e.g. copies without motion appended)
+            folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=self.random_state)
+            est = CalibratedClassifierCV(base, method=method, cv=folds, ensemble=self.calibration_ensemble)
         else:
             est = base
         with threadpool_limits(self.n_threads):
@@ -159,6 +162,8 @@ class ModeClassifier:
                 est.fit(Xm, yv)
             else:
                 est.fit(Xm, yv, sample_weight=w)
+        if isinstance(est, CalibratedClassifierCV):
+            est.cv = cv  # keep the saved estimator free of splitter objects (plain int param)
         self.estimator_ = est
         self.classes_ = np.asarray(est.classes_).astype(str)
         return self

@@ -152,3 +152,16 @@ def test_shipped_style_model_is_calibrated_on_toy_data(trained):
     X, y = toy_features(60, seed=30)
     r = calibration_error(y, trained.predict_proba(X), trained.classes_)
     assert r["ece"] < 0.1
+
+
+def test_fit_with_rows_grouped_by_missing_features():
+    # the second half of the rows lacks a feature entirely (as motion-less copies do):
+    # calibration folds must still see it in every training part
+    X, y = toy_features(30, seed=40)
+    X["motion_foot"] = np.random.default_rng(0).uniform(size=len(X))
+    copy = X.copy()
+    copy["motion_foot"] = np.nan
+    X2 = pd.concat([X, copy], ignore_index=True)
+    y2 = np.concatenate([y, y])
+    m = ModeClassifier(max_iter=10, calibration="sigmoid", calibration_cv=2).fit(X2, y2)
+    assert "motion_foot" in m.features_in_
