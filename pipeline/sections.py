@@ -56,8 +56,8 @@ class SectionParams:
     max_merge_passes : int
         Upper bound on flip-flop merging passes.
     stopped_mps : float
-        Below this smoothed speed an "in vehicle" reading is a stopped vehicle, m/s (only with
-        ``keep_stopped_vehicle``).
+        Below this smoothed speed a fix is standing still, m/s (see ``max_vehicle_stop_s``;
+        with ``keep_stopped_vehicle`` an "in vehicle" reading then decides).
     keep_stopped_vehicle : bool
         Trust "in vehicle" readings at a standstill. Off by default: on synthetic worlds the
         reading lags after alighting and holds the vehicle through the wait at the stop;
@@ -97,6 +97,7 @@ class SectionParams:
     tail_counts: bool = True
     edge_walk_min_s: float = 45.0
     place_in_gap: bool = True
+    max_vehicle_stop_s: float = 180.0
     min_gap_to_place_s: float = 0.0
 
 
@@ -215,6 +216,32 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
         idx, k = expand_ranges(starts[sel], starts[sel] + lens[sel] - 1)
         cls[idx] = new_c[sel][k]
     return cls
+
+
+def _vehicle_stops(c: np.ndarray, g: np.ndarray, t: np.ndarray, v: np.ndarray,
+                   p: SectionParams) -> np.ndarray:
+    """Give standstills inside a vehicle leg the vehicle's class.
+
+    A point standing still (smoothed speed below ``stopped_mps``) says nothing about the mode.
+    Between two vehicle points of the same trip, for at most ``max_vehicle_stop_s`` (a light,
+    a car-park barrier, a bus stop), it is the vehicle waiting; next to walking it is the walker
+    waiting (at the stop), and stays walking.
+    """
+    n = c.size
+    if n == 0:
+        return c.copy()
+    still = (c == WALK) & (v < p.stopped_mps)
+    if not still.any():
+        return c.copy()
+    pos = np.arange(n)
+    prev = np.maximum.accumulate(np.where(~still, pos, -1))
+    nxt = np.minimum.accumulate(np.where(~still, pos, n)[::-1])[::-1]
+    ok = still & (prev >= 0) & (nxt < n)
+    pi, ni = np.where(ok, prev, 0), np.where(ok, nxt, 0)
+    ok &= (g[pi] == g) & (g[ni] == g) & (c[pi] != WALK) & (c[ni] != WALK)
+    # the wait lasts from the first still fix to the next moving one
+    ok &= (t[ni] - t[np.minimum(pi + 1, n - 1)]) <= p.max_vehicle_stop_s
+    return np.where(ok, c[pi], c)
 
 
 def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_grp: np.ndarray,
@@ -357,7 +384,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         moving = inside <= arr[g]
         t_end_core = tr.t[e] if p.tail_counts else tr.t[arr]
     merged = c.copy()
-    merged[moving] = _merge_vehicle_legs(c[moving], g[moving], t_in[moving], t_end_core, p)
+    cm = c[moving]
+    if p.max_vehicle_stop_s > 0:
+        cm = _vehicle_stops(cm, g[moving], t_in[moving], speed[inside][moving], p)
+    merged[moving] = _merge_vehicle_legs(cm, g[moving], t_in[moving], t_end_core, p)
     merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called

@@ -136,3 +136,18 @@ def test_change_is_placed_inside_a_sampling_gap():
     assert _boundaries(gap_off)[0] == t_walk[0]
     # sections still tile the trip
     assert (sections["end_ts"].iloc[:-1].to_numpy() == sections["start_ts"].iloc[1:].to_numpy()).all()
+
+
+def test_standstill_inside_a_car_leg_stays_car():
+    # walk to the car, 45 s of driving inside the car park, two minutes at the barrier, then
+    # the road: the standstill is the car waiting, so the car leg starts at the car, not
+    # after the barrier
+    legs = [(400, 1.3), (360, 8.0), (1, 1 / 120), (6000, 12.0)]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=[legs], dt=30.0, noise=1.0)
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["WALKING", "CAR"]
+    drive = _leg_times(truth[0][0], legs, 30.0)[1]
+    assert abs(_boundaries(sections)[0] - drive) <= 60
+    off, _ = segment_sections(pts, trips, params=SectionParams(max_vehicle_stop_s=0.0))
+    assert len(off) < 2 or abs(_boundaries(off)[0] - drive) > 60
