@@ -3,17 +3,17 @@
 Why: carbon, cost and operator-record fusion are per mode, so a "walk - bus - walk" trip must
 become three sections. Each point of a trip gets a mode class from its smoothed speed (a
 centred time window, so one noisy fix does not flip it) or, when the phone reports a
-confident motion activity near that time, from the activity. Runs of equal class are
-sections; runs shorter than ``min_section_s`` (a car slowing at a light, a GPS glitch) are
-merged into their longer neighbour, shortest first, until none is left: first on foot vs in a
-vehicle (so a bus that reads as cycling between stops and as a car when it runs stays whole),
-then bike vs motorised inside each vehicle leg. A walk that opens or closes a trip (to the
-stop, from the car park) is kept from ``edge_walk_min_s``. A foot/vehicle change is placed
-inside the sampling gap before the new section's first fix, from the vehicle's pace over the
-gap's step. Each section gets a
-sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``; the mode classifier
-overwrites it later. All numpy over whole arrays: per-pass work is over runs, never per point
-in Python.
+confident motion activity near that time, from the activity. A standstill between two
+vehicle fixes (a light, a car-park barrier, a bus stop) takes the vehicle's class. Runs of
+equal class are sections; runs shorter than ``min_section_s`` (a car slowing at a light, a
+GPS glitch) are merged into their longer neighbour, shortest first, until none is left: first
+on foot vs in a vehicle (so a bus that reads as cycling between stops and as a car when it
+runs stays whole), then bike vs motorised inside each vehicle leg. A walk that opens or
+closes a trip (to the stop, from the car park) is kept from ``edge_walk_min_s``. A
+foot/vehicle change is placed inside the sampling gap before the new section's first fix,
+from the vehicle's pace over the gap's step. Each section gets a sensed-mode hint (WALKING,
+BICYCLING or CAR) with ``mode_source="rule"``; the mode classifier overwrites it later. All
+numpy over whole arrays: per-pass work is over runs, never per point in Python.
 """
 from __future__ import annotations
 
