@@ -609,8 +609,14 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         m = _match_events(ev, ev_u, ev_mode, sec, p)
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
-    far_inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy()) > p.min_split_s + p.skew_s
-    away = ~(m["dd"].to_numpy() <= p.near_m)  # unknown distance counts as away
+    inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy())
+    far_inside = inside > p.min_split_s + p.skew_s
+    # a shuttle's landing (scheduled, from the GTFS) cuts a ride merged with the walk after it
+    # as soon as it is min_split_s inside; a section that starts near the stop long before the
+    # boarding is a wait at the stop, not the ride
+    landing = (role == 1) & (src[ev["rec"].to_numpy()] != "parking") & np.isnan(ev["r1"].to_numpy())
+    far_inside |= landing & (inside > p.min_split_s)
+    away = ~(m["dd"].to_numpy() <= p.near_m) | (inside > p.gap_s)  # unknown distance counts as away
     s_idx = m["sec"].to_numpy()
     safe = np.maximum(s_idx, 0)
     differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)

@@ -322,3 +322,31 @@ def test_two_records_giving_one_section_two_modes_are_reviewed():
     assert len(c) == 1 and c.loc[0, "kind"] == "records_disagree"
     winner = mode_of(res, "t1-s0")[0]
     assert {winner, c.loc[0, "record_mode"]} == {"BUS", "BIKESHARE"}
+
+
+def test_shuttle_landing_shortly_before_the_section_end_still_cuts():
+    # 5 min crossing P1 -> P3, then only 3 min on foot: the landing is 3 min (not 5) inside
+    t, s = make([("WALKING", 0, 8, [1, 3, 4], 0.5)])
+    r = recs(dict(rec("F1", "yelo_boat", 0.0, 1), end_lat=P[3][0], end_lon=P[3][1]))
+    r["expected_ride_s"] = 300.0
+    res = fuse(t, s, r)
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
+    assert sec.loc["t1-s0.1", "mode"] == "FERRY" and sec.loc["t1-s0.1", "end_ts"] == ts(5)
+    assert sec.loc["t1-s0.2", "mode"] == "WALKING"
+    # without the landing (no scheduled crossing time) nothing is cut 3 min from the end
+    r2 = recs(rec("F1", "yelo_boat", 0.0, 1))
+    assert list(fuse(t, s, r2).sections["section_id"]) == ["t1-s0"]
+
+
+def test_long_wait_at_the_stop_before_boarding_is_cut_off():
+    # the section starts 50 m from the stop, 20 min before the boarding: a wait, then the ride
+    t, s = make([("WALKING", 0, 40, [1, 1, 3, 6], 0.5)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 20.0, 1)))
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
+    assert sec.loc["t1-s0.2", "mode"] == "BUS" and sec.loc["t1-s0.2", "start_ts"] == ts(20)
+    assert matched(res, "V1")[1] == "t1-s0.2"
+    # a boarding 4 min in, near the section start, is the start itself (clock skew): no cut
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 4.0, 1)))
+    assert list(res.sections["section_id"]) == ["t1-s0"]
