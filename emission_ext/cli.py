@@ -2,9 +2,10 @@
 
 Why: operators drive the product from here. Each command lives in its own module under
 :mod:`emission_ext.commands` and exposes a click object named ``command``; this module finds
-them, so adding a command never means editing a shared file. Errors caused by the user
-(:class:`~emission_ext.errors.EmissionExtError`, bad options) end with a one-line message and
-exit code 2, never a traceback.
+them, so adding a command never means editing a shared file. They are imported lazily (only
+the one being run), so a command's start-up does not pay for the others' imports. Errors
+caused by the user (:class:`~emission_ext.errors.EmissionExtError`, bad options) end with a
+one-line message and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -20,7 +21,56 @@ from .errors import EmissionExtError
 DEFAULT_DATA_DIR = "./traces-data"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported only when used.
+
+    ``emission-ext process`` must not pay for importing every other command (carbon tables,
+    scikit-learn, geopandas...). A command is looked up by the module its name suggests
+    (``export-carbon`` -> ``export_carbon``, ``import`` -> ``import_``); listing the commands
+    (``--help``) or an unexpected name imports them all, so discovery stays by module.
+    """
+
+    def _load(self, module: str) -> click.Command | None:
+        from . import commands
+
+        try:
+            mod = importlib.import_module(f"{commands.__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{commands.__name__}.{module}":
+                raise  # a real missing dependency inside the command module
+            return None
+        cmd = getattr(mod, "command", None)
+        if isinstance(cmd, click.Command):
+            self.add_command(cmd)
+            return cmd
+        return None
+
+    def _load_all(self) -> None:
+        from . import commands
+
+        for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                self._load(info.name)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        base = cmd_name.replace("-", "_")
+        if not base.startswith("_") and base.isidentifier():
+            for module in (base, base + "_"):
+                cmd = self._load(module)
+                if cmd is not None and cmd.name == cmd_name:
+                    return cmd
+        self._load_all()
+        return self.commands.get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return sorted(self.commands)
+
+
+@click.group(cls=_LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--data-dir", type=click.Path(file_okay=False), default=DEFAULT_DATA_DIR,
               envvar="EMISSION_EXT_DATA_DIR", show_default=True,
               help="Embedded store (Parquet files) directory.")
@@ -32,19 +82,6 @@ def cli(ctx: click.Context, data_dir: str) -> None:
     ctx.obj["data_dir"] = data_dir
 
 
-def _register() -> None:
-    from . import commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
-        cmd = getattr(mod, "command", None)
-        if isinstance(cmd, click.Command):
-            cli.add_command(cmd)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -368,11 +368,12 @@ def coerce(df: pd.DataFrame, name: str, *, fill_optional: bool = True) -> pd.Dat
     return res
 
 
-def validate(df: pd.DataFrame, name: str) -> pd.DataFrame:
+def validate(df: pd.DataFrame, name: str, *, check_key: bool = True) -> pd.DataFrame:
     """Check ``df`` against table ``name``; return it unchanged or raise :class:`SchemaError`.
 
     Checks: required columns present, dtypes as declared, no nulls in non-nullable columns,
-    vocabulary and numeric ranges respected, no duplicate keys.
+    vocabulary and numeric ranges respected, no duplicate keys (unless ``check_key`` is
+    False: for callers that have just removed repeated keys themselves).
     """
     t = table(name)
     for c in t.columns:
@@ -405,7 +406,7 @@ def validate(df: pd.DataFrame, name: str) -> pd.DataFrame:
                 i = int(np.argmax(bad))
                 raise SchemaError(name, c.name, f"value {v[i]!r} outside [{lo}, {hi}]", i)
     key = [k for k in t.key if k in df.columns]
-    if key and len(df) > 1:
+    if check_key and key and len(df) > 1:
         row = _first_duplicate(df, key)
         if row is not None:
             raise SchemaError(name, None, f"duplicate key {tuple(key)}", row)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
-from ._common import RawData, RowChecker, finish_table, parse_times, to_float
+from ._common import RawData, RowChecker, const_str, finish_table, parse_times, to_float
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "user_id": ("user_id", "user", "userid", "uid"),
@@ -142,7 +142,7 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     del df, uid, t, lat, lon, opt, raw_ts, chk  # from here on the values live in data only
     if not keep.all():
         data = {k: v[keep] for k, v in data.items()}
-    data["source"] = np.full(int(keep.sum()), "csv", dtype=object)
+    data["source"] = const_str("csv", int(keep.sum()))
     out = RawData(problems=problems, skipped=len(problems))
     out.points, out.duplicates = finish_table(data, "points")
     out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}
