@@ -11,6 +11,9 @@ probability is below ``min_confidence`` are reported as UNKNOWN rather than gues
 :func:`rule_modes` is the fallback when no model is available (``mode_source="rule"``).
 
 Pure: no file is read here; the shipped artefact is loaded by :mod:`emission_ext.models`.
+scikit-learn is imported only where a model is trained, evaluated or run through its own
+estimator (about 1.5 s of imports): the shipped model predicts through numpy alone
+(:mod:`emission_ext.models.compiled`).
 """
 from __future__ import annotations
 
@@ -18,11 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from emission_ext.schema import Mode
 
@@ -131,6 +129,11 @@ class ModeClassifier:
         ValueError
             When fewer than two classes remain.
         """
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.model_selection import StratifiedKFold
+        from threadpoolctl import threadpool_limits
+
         y = physical_modes(pd.Series(np.asarray(y, dtype=object), index=X.index))
         keep = y.notna().to_numpy()
         Xm, yv = self._matrix(X, self.features)[keep], y.to_numpy()[keep].astype(str)
@@ -172,6 +175,10 @@ class ModeClassifier:
         """Calibrated probabilities, shape (n, len(classes_)), columns in ``classes_`` order."""
         if len(X) == 0:
             return np.zeros((0, len(self.classes_)))
+        if not type(self.estimator_).__module__.startswith("sklearn"):
+            return self.estimator_.predict_proba(self._matrix(X))  # numpy-only predictor
+        from threadpoolctl import threadpool_limits
+
         with threadpool_limits(self.n_threads):
             return self.estimator_.predict_proba(self._matrix(X))
 
@@ -269,6 +276,8 @@ def mode_report(y_true, y_pred, labels=CLASSES) -> dict:
 
     UNKNOWN predictions count as errors (they are in the confusion matrix's last column).
     """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     y_true = np.asarray(y_true, dtype=object).astype(str)
     y_pred = np.asarray(y_pred, dtype=object).astype(str)
     labels = list(labels)

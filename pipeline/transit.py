@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 from scipy.spatial import cKDTree
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -255,6 +254,8 @@ class TransitIndex:
         pt = pd.DataFrame({"cell": cy * nx + cx, "line": dl}).drop_duplicates()
         cr = pt.merge(lr, on="line")[["cell", "route"]].drop_duplicates()
         cr_mode = route_mode[cr["route"].to_numpy()]
+
+        from scipy import ndimage  # only to build; a cached index loads without it
 
         def dist_raster(mask_cells: np.ndarray) -> np.ndarray:
             grid = np.ones(ny * nx, dtype=bool)

@@ -99,9 +99,86 @@ def read_model(path: str | Path):
     return model, dict(state.get("info") or {})
 
 
+def _cache_dir() -> Path:
+    import os
+
+    root = os.environ.get("EMISSION_EXT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emission-ext")
+    return Path(root)
+
+
+def _compiled_path(path: Path) -> Path:
+    import hashlib
+
+    from .compiled import COMPILED_VERSION
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    return _cache_dir() / f"model-{digest}-v{COMPILED_VERSION}-f{MODEL_FORMAT_VERSION}.npz"
+
+
+def _from_compiled(arrays: dict):
+    """A :class:`pipeline.modes.ModeClassifier` predicting through numpy only."""
+    import json
+
+    from pipeline.features import FEATURES
+    from pipeline.modes import ModeClassifier
+
+    from .compiled import CompiledEstimator
+
+    meta = json.loads(str(arrays.pop("meta_json")))
+    if set(meta["params"].get("features", ())) - set(FEATURES) or set(meta["features_in"]) - set(FEATURES):
+        raise ValueError("features this version does not compute")
+    model = ModeClassifier(**meta["params"])
+    model.estimator_ = CompiledEstimator(arrays)
+    model.classes_ = np.asarray(meta["classes"]).astype(str)
+    model.features_in_ = tuple(meta["features_in"])
+    return model, meta["info"]
+
+
 @lru_cache(maxsize=4)
 def _cached(path: str, mtime: float):
-    return read_model(path)
+    """Load once per process. The skops file is read (scikit-learn and skops imported,
+    1.5-2.5 s) only the first time a given file is seen: its trees and calibration are then
+    written as a plain ``.npz`` (no pickle) in ``$EMISSION_EXT_CACHE`` keyed by the file's
+    SHA-256, and later processes predict from that through numpy alone, with the same
+    probabilities. A missing, corrupt or unwritable cache only costs the skops load."""
+    import json
+
+    try:
+        compiled = _compiled_path(Path(path))
+    except OSError:
+        compiled = None
+    if compiled is not None and compiled.exists():
+        try:
+            with np.load(compiled, allow_pickle=False) as npz:
+                return _from_compiled({k: npz[k] for k in npz.files})
+        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt from the skops file
+            pass
+    model, info = read_model(path)
+    if compiled is None:
+        return model, info
+    from .compiled import CompiledEstimator, compile_estimator
+
+    try:
+        arrays = compile_estimator(model.estimator_)
+    except NotImplementedError:
+        return model, info  # predicted by scikit-learn itself
+    meta = {"params": model.get_params(), "classes": [str(c) for c in model.classes_],
+            "features_in": list(model.features_in_), "info": info}
+    try:
+        arrays["meta_json"] = np.array(json.dumps(meta, default=str))
+    except (TypeError, ValueError):
+        return model, info
+    try:
+        compiled.parent.mkdir(parents=True, exist_ok=True)
+        tmp = compiled.with_name(f"{compiled.stem}.{__import__('os').getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(compiled)
+    except OSError:
+        pass
+    arrays.pop("meta_json")
+    model.estimator_ = CompiledEstimator(arrays)
+    return model, info
 
 
 def load_model(path: str | Path | None = None):

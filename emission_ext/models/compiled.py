@@ -1,0 +1,182 @@
+"""The fitted mode classifier as plain numpy arrays, and a numpy predictor over them.
+
+Why: loading the shipped skops file means importing scikit-learn (which pulls most of scipy)
+and skops, about 1.5-2.5 s of every `process` run, more than the features and the
+prediction together. Prediction itself needs none of it: a histogram gradient boosting model
+is a list of binary trees (feature, threshold, where missing values go, leaf value) summed
+per class, and isotonic or sigmoid calibration is an interpolation or a logistic over each
+class's score. :func:`compile_estimator` copies exactly those numbers out of a fitted
+:class:`sklearn.calibration.CalibratedClassifierCV` (or a bare
+:class:`~sklearn.ensemble.HistGradientBoostingClassifier`) into a dict of arrays that
+``np.savez`` can store without pickle; :class:`CompiledEstimator` predicts from them with the
+same arithmetic, in the same order, as scikit-learn (same probabilities to the last bits).
+
+Anything else (categorical splits, another calibration method, other estimators) raises
+:class:`NotImplementedError`; callers then keep the scikit-learn estimator.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Bump when the arrays written by :func:`compile_estimator` change meaning.
+COMPILED_VERSION = 1
+
+
+def _compile_hgb(hgb, prefix: str, out: dict) -> None:
+    if getattr(hgb, "is_categorical_", None) is not None and np.any(hgb.is_categorical_):
+        raise NotImplementedError("categorical features")
+    if getattr(hgb, "_preprocessor", None) is not None:
+        raise NotImplementedError("preprocessed (categorical) input")
+    k = int(hgb.n_trees_per_iteration_)
+    preds = hgb._predictors
+    nodes = [p.nodes for it in preds for p in it]
+    if any(n["is_categorical"].any() for n in nodes):
+        raise NotImplementedError("categorical splits")
+    sizes = np.array([len(n) for n in nodes], np.int64)
+    offset = np.cumsum(sizes) - sizes
+    allnodes = np.concatenate(nodes)
+    tree = np.repeat(np.arange(len(nodes)), sizes)
+    out[prefix + "feature"] = allnodes["feature_idx"].astype(np.int64)
+    out[prefix + "threshold"] = allnodes["num_threshold"].astype(np.float64)
+    out[prefix + "missing_left"] = allnodes["missing_go_to_left"].astype(bool)
+    out[prefix + "left"] = allnodes["left"].astype(np.int64) + offset[tree]
+    out[prefix + "right"] = allnodes["right"].astype(np.int64) + offset[tree]
+    out[prefix + "is_leaf"] = allnodes["is_leaf"].astype(bool)
+    out[prefix + "value"] = allnodes["value"].astype(np.float64)
+    out[prefix + "roots"] = offset.reshape(len(preds), k)
+    out[prefix + "baseline"] = np.asarray(hgb._baseline_prediction, np.float64).reshape(1, k)
+
+
+def compile_estimator(est) -> dict[str, np.ndarray]:
+    """Arrays of a fitted calibrated (or bare) histogram gradient boosting classifier.
+
+    Raises
+    ------
+    NotImplementedError
+        For a model this predictor does not reproduce exactly.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    out: dict[str, np.ndarray] = {"version": np.array(COMPILED_VERSION)}
+    if isinstance(est, HistGradientBoostingClassifier):
+        if int(est.n_trees_per_iteration_) == 1:
+            raise NotImplementedError("binary boosting")
+        out["classes"] = np.asarray(est.classes_).astype(str)
+        out["n_members"] = np.array(0)
+        _compile_hgb(est, "m0_", out)
+        return out
+    if not isinstance(est, CalibratedClassifierCV) or est.method not in ("isotonic", "sigmoid"):
+        raise NotImplementedError(f"estimator {type(est).__name__}")
+    classes = np.asarray(est.classes_).astype(str)
+    if len(classes) <= 2:
+        raise NotImplementedError("binary calibration")
+    out["classes"] = classes
+    out["method_isotonic"] = np.array(est.method == "isotonic")
+    out["n_members"] = np.array(len(est.calibrated_classifiers_))
+    for i, cc in enumerate(est.calibrated_classifiers_):
+        p = f"m{i}_"
+        hgb = cc.estimator
+        if not isinstance(hgb, HistGradientBoostingClassifier) or int(hgb.n_trees_per_iteration_) < 3:
+            raise NotImplementedError("calibrated estimator is not a multiclass boosting")
+        _compile_hgb(hgb, p, out)
+        pos = np.searchsorted(classes, np.asarray(hgb.classes_).astype(str))
+        if not np.array_equal(classes[pos], np.asarray(hgb.classes_).astype(str)):
+            raise NotImplementedError("classes of a member differ")
+        out[p + "pos"] = pos.astype(np.int64)
+        for j, cal in enumerate(cc.calibrators):
+            q = f"{p}c{j}_"
+            if est.method == "isotonic":
+                if cal.out_of_bounds != "clip" or not hasattr(cal, "X_thresholds_"):
+                    raise NotImplementedError("isotonic without clipping")
+                out[q + "x"] = np.asarray(cal.X_thresholds_, np.float64)
+                out[q + "y"] = np.asarray(cal.y_thresholds_, np.float64)
+                out[q + "bounds"] = np.array([cal.X_min_, cal.X_max_], np.float64)
+            else:
+                out[q + "ab"] = np.array([cal.a_, cal.b_], np.float64)
+    return out
+
+
+def _tree_values(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    """Leaf values, shape (n_samples, n_iterations, n_classes), all trees walked at once."""
+    roots = a[p + "roots"]
+    n = len(X)
+    node = np.broadcast_to(roots.reshape(1, -1), (n, roots.size)).ravel().copy()
+    row = np.repeat(np.arange(n), roots.size)
+    feature, thr, miss = a[p + "feature"], a[p + "threshold"], a[p + "missing_left"]
+    left, right, leaf = a[p + "left"], a[p + "right"], a[p + "is_leaf"]
+    active = np.flatnonzero(~leaf[node])
+    while len(active):
+        nd = node[active]
+        x = X[row[active], feature[nd]]
+        go_left = np.where(np.isnan(x), miss[nd], x <= thr[nd])
+        nd = np.where(go_left, left[nd], right[nd])
+        node[active] = nd
+        active = active[~leaf[nd]]
+    return a[p + "value"][node].reshape(n, *roots.shape)
+
+
+def _raw(a: dict, p: str, X: np.ndarray) -> np.ndarray:
+    vals = _tree_values(a, p, X)
+    raw = np.zeros((len(X), vals.shape[2]), dtype=np.float64, order="F")
+    raw += a[p + "baseline"]
+    for it in range(vals.shape[1]):  # iteration order, as scikit-learn sums them
+        raw += vals[:, it, :]
+    return raw
+
+
+def _softmax(raw: np.ndarray) -> np.ndarray:
+    e = np.exp(raw - raw.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class CompiledEstimator:
+    """Predicts from :func:`compile_estimator` arrays (numpy only).
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+    """
+
+    def __init__(self, arrays):
+        self.arrays = {k: np.asarray(v) for k, v in dict(arrays).items()}
+        if int(self.arrays.get("version", -1)) != COMPILED_VERSION:
+            raise ValueError("compiled model of another version")
+        self.classes_ = self.arrays["classes"].astype(str)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        a = self.arrays
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        k = len(self.classes_)
+        n_members = int(a["n_members"])
+        if n_members == 0:  # bare boosting: softmax of the raw scores
+            return _softmax(_raw(a, "m0_", X))
+        mean = np.zeros((len(X), k))
+        for i in range(n_members):
+            p = f"m{i}_"
+            raw = _raw(a, p, X)
+            proba = np.zeros((len(X), k))
+            for j, cls in enumerate(a[p + "pos"]):
+                q = f"{p}c{j}_"
+                t = raw[:, j]
+                if bool(a["method_isotonic"]):
+                    proba[:, cls] = _interp(np.clip(t, *a[q + "bounds"]), a[q + "x"], a[q + "y"])
+                else:
+                    aa, bb = a[q + "ab"]
+                    proba[:, cls] = 1.0 / (1.0 + np.exp(aa * t + bb))
+            den = np.sum(proba, axis=1)[:, np.newaxis]
+            proba = np.divide(proba, den, out=np.full_like(proba, 1 / k), where=den != 0)
+            mean += proba
+        mean /= n_members
+        return mean
+
+
+def _interp(t: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Linear interpolation with the arithmetic of :class:`scipy.interpolate.interp1d`."""
+    if len(x) == 1:
+        return np.repeat(y, t.shape)
+    hi = np.clip(np.searchsorted(x, t), 1, len(x) - 1)
+    lo = hi - 1
+    slope = (y[hi] - y[lo]) / (x[hi] - x[lo])
+    return slope * (t - x[lo]) + y[lo]
