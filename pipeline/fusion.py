@@ -108,6 +108,10 @@ class FusionParams:
     gap_speed_mps : float
         When an event is more than ``skew_s`` from its section end (a GPS gap), the allowed
         distance grows by this speed times the extra time, m/s.
+    land_m : float
+        A shuttle's scheduled landing more than ``min_split_s`` before its section's end cuts
+        the section there when that end lies farther than this from the landing stop (the
+        walk after the crossing), metres.
     """
 
     skew_s: float = 180.0
@@ -124,6 +128,7 @@ class FusionParams:
     merge_ride_pieces: bool = True
     detour: float = 1.3
     gap_speed_mps: float = 15.0
+    land_m: float = 100.0
 
 
 @dataclass
@@ -610,17 +615,17 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
     inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy())
-    far_inside = inside > p.min_split_s + p.skew_s
+    # well inside a section: a mode change the GPS missed, even when the section starts near
+    # the stop (a wait at the stop before boarding is not the ride)
+    deep = inside > p.min_split_s + p.skew_s
     # a shuttle's landing (scheduled, from the GTFS) cuts a ride merged with the walk after it
-    # as soon as it is min_split_s inside; a section that starts near the stop long before the
-    # boarding is a wait at the stop, not the ride
+    # as soon as it is min_split_s inside and the section ends away from the landing stop
     landing = (role == 1) & (src[ev["rec"].to_numpy()] != "parking") & np.isnan(ev["r1"].to_numpy())
-    far_inside |= landing & (inside > p.min_split_s)
-    away = ~(m["dd"].to_numpy() <= p.near_m) | (inside > p.gap_s)  # unknown distance counts as away
+    landing &= (inside > p.min_split_s) & ~(m["dd"].to_numpy() <= p.land_m)  # unknown distance: away
     s_idx = m["sec"].to_numpy()
     safe = np.maximum(s_idx, 0)
     differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)
-    cut &= far_inside & away & differs
+    cut &= (deep | landing) & differs
     if cut.any():
         cuts = pd.DataFrame({"sec": s_idx[cut], "t": ev["t"].to_numpy()[cut],
                              "lat": ev["lat"].to_numpy()[cut], "lon": ev["lon"].to_numpy()[cut]})

@@ -337,6 +337,10 @@ def test_shuttle_landing_shortly_before_the_section_end_still_cuts():
     # without the landing (no scheduled crossing time) nothing is cut 3 min from the end
     r2 = recs(rec("F1", "yelo_boat", 0.0, 1))
     assert list(fuse(t, s, r2).sections["section_id"]) == ["t1-s0"]
+    # a crossing late by 3 min: the section ends at the landing stop, nothing to cut off
+    t3, s3 = make([("WALKING", 0, 8, [1, 2, 3], 0.5)])
+    res = fuse(t3, s3, r)
+    assert list(res.sections["section_id"]) == ["t1-s0"] and mode_of(res, "t1-s0")[0] == "FERRY"
 
 
 def test_long_wait_at_the_stop_before_boarding_is_cut_off():
