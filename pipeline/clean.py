@@ -41,6 +41,57 @@ def sort_by_user_time(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
         return np.argsort(key, kind="stable")
     return np.lexsort((ts_ns, codes))
 
+def as_points(points: pd.DataFrame) -> pd.DataFrame:
+    """``schema.coerce(points, "points")``, skipped when it would change nothing.
+
+    A frame fresh from a reader (or from :func:`clean_points`) already has the table's
+    columns first, in order, with the declared dtypes; rebuilding it would copy every column
+    of a million points for nothing.
+    """
+    t = schema.table("points")
+    names = t.names
+    if list(points.columns[:len(names)]) == list(names):
+        for c in t.columns:
+            dt = points[c.name].dtype
+            if c.dtype == schema.STR:
+                if dt == object or not pd.api.types.is_string_dtype(dt):
+                    break
+            elif str(dt) != c.dtype:
+                break
+        else:
+            return points
+    return schema.coerce(points, "points")
+
+
+def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
+    """``pd.factorize(user_id, sort=True)``, in one pass when the ids are already in order.
+
+    Points from a reader or from :func:`clean_points` are sorted by user: then the codes are
+    a cumulative count of the changes between neighbours and the sorted uniques are the first
+    id of each run, with no hashing of a million strings. Anything else (nulls, unsorted
+    ids, no Arrow storage) goes through ``pd.factorize``.
+    """
+    arr = getattr(user_id.array, "_pa_array", None)
+    n = len(user_id)
+    if arr is not None and n > 1 and arr.null_count == 0:
+        import pyarrow as pa  # present: the ids are stored by Arrow
+        import pyarrow.compute as pc
+
+        try:
+            arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+            a, b = arr.slice(0, n - 1), arr.slice(1)
+            if pc.all(pc.less_equal(a, b)).as_py():
+                change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
+                codes = np.zeros(n, dtype=np.intp)
+                np.cumsum(change, out=codes[1:])
+                first = np.r_[True, change]
+                uniques = pd.Index(pd.array(arr.filter(pa.array(first)), dtype=user_id.dtype))
+                return codes, uniques
+        except (ImportError, TypeError, ValueError, pa.ArrowException):
+            pass
+    return pd.factorize(user_id, sort=True)
+
+
 REASONS = ("invalid", "duplicate", "inaccurate", "jump")
 
 #: Jump detection works on blocks of whole users of about this many points (bounds memory).
@@ -104,10 +155,11 @@ def _jumps(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, codes: np.ndarray,
     thr = thr_of_group[codes[1:-1]]
     v_in, v_out = v[:-1], v[1:]
     d_in, d_out = d[:-1], d[1:]
-    # distance between the two neighbours of each interior point
-    d_skip = fast_distance_m(lat[:-2], lon[:-2], lat[2:], lon[2:])
-    spike = (v_in > thr) & (v_out > thr) & (d_skip < 0.5 * (d_in + d_out))
-    out[1:-1] = spike
+    # distance between the two neighbours of each interior point, needed only where the
+    # speeds in and out are both above the threshold (a few points, not all of them)
+    cand = np.flatnonzero((v_in > thr) & (v_out > thr))
+    d_skip = fast_distance_m(lat[cand], lon[cand], lat[cand + 2], lon[cand + 2])
+    out[1 + cand[d_skip < 0.5 * (d_in[cand] + d_out[cand])]] = True
     return out
 
 
@@ -142,7 +194,7 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     removed : DataFrame
         The dropped rows (same columns) plus ``reason`` (one of :data:`REASONS`).
     """
-    pts = schema.coerce(points, "points")
+    pts = as_points(points)
     n = len(pts)
     reason = np.zeros(n, dtype=np.int8)  # 0 kept, else 1 + index into REASONS
     if n == 0:
@@ -154,7 +206,7 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
                | ((lat == 0) & (lon == 0)) | pts["user_id"].isna().to_numpy())
     reason[invalid] = 1
     acc = pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-    codes = pd.factorize(pts["user_id"], sort=True)[0].astype(np.int32)
+    codes = user_codes(pts["user_id"])[0].astype(np.int32)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
     # order the valid points by (user, time)
     valid_idx = np.flatnonzero(~invalid)

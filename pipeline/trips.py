@@ -36,7 +36,7 @@ import pandas as pd
 
 from emission_ext import schema
 
-from .clean import sort_by_user_time
+from .clean import as_points, sort_by_user_time, user_codes
 from .geo import project_by_group
 
 #: Substrings of state-machine transition names meaning tracking was stopped or the phone
@@ -152,8 +152,8 @@ class Track:
 
 def make_track(points: pd.DataFrame) -> Track:
     """Sort schema points by (user, ts) and compute the projected arrays of a :class:`Track`."""
-    pts = schema.coerce(points, "points")
-    codes, users = pd.factorize(pts["user_id"], sort=True)
+    pts = as_points(points)
+    codes, users = user_codes(pts["user_id"])
     ti = pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
     order = sort_by_user_time(codes, ti)
     if not (order.size == 0 or np.all(order[1:] > order[:-1])):
