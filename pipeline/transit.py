@@ -13,7 +13,9 @@ rasterised on a grid of ``cell_m`` cells; a Euclidean distance transform then gi
 distance from every cell to the nearest bus (or ferry) line, and a compact cell -> routes
 table lists the routes passing within ``near_m`` of each cell. A point query is then one
 integer division and one array look-up (no tree walk, no geometry object per point).
-Stops (few) use a KD-tree. The timetable match is a pair of table joins on
+Stops (few) are searched in a strip of ``stop_near_m`` either side of the query's x
+(stops sorted by x once; a few candidates per point), railway stations by brute force; no
+scipy import is needed once the index is built. The timetable match is a pair of table joins on
 (station, trip) with the service calendar expanded to the queried dates.
 
 Everything here is pure: :meth:`TransitIndex.from_gtfs` takes the DataFrames from
@@ -26,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 EARTH_RADIUS_M = 6_371_008.8
 #: GTFS route_type values per physical mode (basic and extended types).
@@ -129,8 +130,7 @@ class TransitIndex:
     service_ids: np.ndarray
     calendar: pd.DataFrame            # per service: weekday flags, start, end (datetime64[D])
     calendar_dates: pd.DataFrame      # service index, date, exception_type
-    _stop_tree: cKDTree | None = field(default=None, repr=False)
-    _rail_tree: cKDTree | None = field(default=None, repr=False)
+    _stop_order: np.ndarray | None = field(default=None, repr=False)  # stops sorted by x
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -392,21 +392,55 @@ class TransitIndex:
     def distance_to_rail_station(self, lat, lon) -> np.ndarray:
         """Distance from each point to the nearest railway station, metres (inf when none)."""
         x, y = self.project(lat, lon)
-        if len(self.rail_xy) == 0:
+        x, y = np.atleast_1d(x), np.atleast_1d(y)
+        m = len(self.rail_xy)
+        if m == 0:
             return np.full(len(x), np.inf)
-        if self._rail_tree is None:
-            self._rail_tree = cKDTree(self.rail_xy)
-        d, _ = self._rail_tree.query(np.column_stack([x, y]))
-        return d
+        out = np.empty(len(x))
+        step = max(1, 2_000_000 // m)  # brute force over the few stations, in bounded chunks
+        for a in range(0, len(x), step):
+            dx = x[a:a + step, None] - self.rail_xy[None, :, 0]
+            dy = y[a:a + step, None] - self.rail_xy[None, :, 1]
+            out[a:a + step] = np.sqrt(dx * dx + dy * dy).min(axis=1)
+        return out
 
     def nearest_station(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest stop's station index (-1 when farther than ``stop_near_m``) and distance, metres."""
+        """Nearest stop's station index and distance, metres; (-1, inf) when no stop is within
+        ``stop_near_m``.
+
+        Only stops whose x lies within ``stop_near_m`` of the query's x can qualify: with the
+        stops sorted by x, each query looks at that contiguous run (a few stops) only.
+        """
         x, y = self.project(lat, lon)
-        if self._stop_tree is None:
-            self._stop_tree = cKDTree(self.stop_xy)
-        d, i = self._stop_tree.query(np.column_stack([x, y]))
-        st = np.where(d <= self.params.stop_near_m, self.stop_station[np.minimum(i, len(self.stop_station) - 1)], -1)
-        return st.astype(np.int64), d
+        x, y = np.atleast_1d(x), np.atleast_1d(y)
+        r = self.params.stop_near_m
+        st = np.full(len(x), -1, np.int64)
+        dist = np.full(len(x), np.inf)
+        if len(self.stop_xy) == 0 or len(x) == 0:
+            return st, dist
+        if self._stop_order is None:
+            self._stop_order = np.argsort(self.stop_xy[:, 0], kind="stable")
+        order = self._stop_order
+        sx = self.stop_xy[order, 0]
+        lo = np.searchsorted(sx, x - r, side="left")
+        cnt = np.searchsorted(sx, x + r, side="right") - lo
+        cnt[~(np.isfinite(x) & np.isfinite(y))] = 0
+        q = np.repeat(np.arange(len(x)), cnt)
+        if len(q) == 0:
+            return st, dist
+        k = np.arange(len(q)) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+        s = order[k]
+        dx = x[q] - self.stop_xy[s, 0]
+        dy = y[q] - self.stop_xy[s, 1]
+        d = np.sqrt(dx * dx + dy * dy)
+        o = np.lexsort((s, d, q))  # per query: nearest first, ties to the lower stop index
+        q, s, d = q[o], s[o], d[o]
+        head = np.r_[True, q[1:] != q[:-1]]
+        q, s, d = q[head], s[head], d[head]
+        near = d <= r
+        st[q[near]] = self.stop_station[s[near]]
+        dist[q[near]] = d[near]
+        return st, dist
 
     def route_share(self, lat, lon, group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
         """Per group (section), the largest share of its points within ``near_m`` of one route.
