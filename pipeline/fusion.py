@@ -112,6 +112,10 @@ class FusionParams:
         A shuttle's scheduled landing more than ``min_split_s`` before its section's end cuts
         the section there when that end lies farther than this from the landing stop (the
         walk after the crossing), metres.
+    still_mps : float
+        A section longer than ``min_split_s + skew_s`` whose distance over duration is below
+        this speed saw no movement (a GPS gap bridged by the segmentation): a record on it
+        makes a record-only trip instead, m/s.
     """
 
     skew_s: float = 180.0
@@ -129,6 +133,7 @@ class FusionParams:
     detour: float = 1.3
     gap_speed_mps: float = 15.0
     land_m: float = 100.0
+    still_mps: float = 0.1
 
 
 @dataclass
@@ -664,6 +669,17 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         ok_rec = rec_sec >= 0
         rec_sec = np.where(ok_rec, newpos[np.maximum(rec_sec, 0)], -1)
         claims["sec"] = newpos[claims["sec"].to_numpy()]
+    # a record on a section along which the GPS saw no movement (a gap the segmentation
+    # bridged, e.g. the phone off during the ride) was not seen by the phone: record-only trip
+    gap_rec = np.zeros(nrec, bool)
+    if len(sf):
+        sdur = sf["_t1"].to_numpy() - sf["_t0"].to_numpy()
+        sdist = sf["distance_m"].to_numpy(dtype="float64", na_value=np.nan)
+        still = (sdur > p.min_split_s + p.skew_s) & (sdist < p.still_mps * sdur)
+        gap_rec = (rec_sec >= 0) & still[np.maximum(rec_sec, 0)]
+        if gap_rec.any():
+            rec_sec = np.where(gap_rec, -1, rec_sec)
+            claims = claims[~gap_rec[claims["rec"].to_numpy()]]
     claims = claims.sort_values(["sec", "cost"], kind="stable").drop_duplicates(["sec", "rec"])
     claims["mode"] = rec_mode[claims["rec"].to_numpy()]
     claims["msrc"] = pd.Series(src[claims["rec"].to_numpy()]).map(SOURCE_MODE_SOURCE).to_numpy()
@@ -706,7 +722,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
 
     # unmatched: during a GPS trip -> conflict; else record-only trip
     un = np.flatnonzero(~matched)
-    during = _during_trip(records.iloc[un], trips, p) if len(un) else np.zeros(0, bool)
+    during = _during_trip(records.iloc[un], trips, p) & ~gap_rec[un] if len(un) else np.zeros(0, bool)
     if during.any():
         conflicts.append(_conflicts(records, un[during], sf, np.full(int(during.sum()), -1), "no_section",
                                     rec_mode, "record during a GPS trip but near none of its sections"))

@@ -206,6 +206,23 @@ def test_record_during_a_trip_but_far_from_it_is_reviewed():
     assert res.conflicts["kind"].tolist() == ["no_section"]
 
 
+def test_record_on_a_section_without_movement_makes_a_record_only_trip():
+    # the segmentation bridged a 25 min GPS gap (phone off during a bike ride) into one trip:
+    # the middle section moved 0 m in 25 min, so the rental the phone missed is its own trip
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.5), ("WALKING", 5, 30, [1, 1], 0.5),
+                 ("WALKING", 30, 35, [1, 2], 0.5)])
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 6, 1, t1=18, end_place=5)))
+    assert matched(res, "B1") == ("rec-yelo_bike:B1", "rec-yelo_bike:B1")
+    assert res.conflicts.empty
+    gps = res.sections[res.sections["trip_id"] == "t1"]
+    assert (gps["mode_source"] == "classifier").all()
+    # the same rental on a section that moved is attached to it
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.5), ("BICYCLING", 5, 30, [1, 3, 5], 0.5),
+                 ("WALKING", 30, 35, [5, 6], 0.5)])
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 5, 1, t1=30, end_place=5)))
+    assert matched(res, "B1") == ("t1", "t1-s1") and mode_of(res, "t1-s1")[0] == "BIKESHARE"
+
+
 def test_fusion_is_idempotent():
     t, s = make(WALK_BUS_WALK)
     r = recs(rec("V1", "yelo_bus", 8.5, 1), rec("V2", "yelo_bus", 300, 2))
