@@ -435,7 +435,13 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
         cost_mid[mi[on_path]] = p.mid_cost + dl[on_path] / p.far_m
         cost = np.minimum(cost, cost_mid)
         ok |= np.isfinite(cost_mid)
-    cost = cost + np.where(locked, p.incompatible_penalty, np.where(compat, 0.0, p.mismatch_penalty))
+    # the phone's own activity hint said walking: as unlikely a place for a ride as an unsure
+    # incompatible mode (every record is a ride, a rental or a drive)
+    walked = np.zeros(len(s_idx), bool)
+    if "sensed_mode" in sec.frame:
+        walked = sec.frame["sensed_mode"].to_numpy(dtype=object)[s_idx] == "WALKING"
+    cost = cost + np.where(locked, p.incompatible_penalty,
+                           np.where(compat & ~walked, 0.0, p.mismatch_penalty))
     cand = pd.DataFrame({"e": e_idx[ok], "sec": s_idx[ok], "cost": cost[ok], "dt": dt[ok], "dd": dd[ok],
                          "compatible": compat[ok], "locked": locked[ok]})
     cand = cand.sort_values(["e", "cost"], kind="stable").drop_duplicates("e")

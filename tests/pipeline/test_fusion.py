@@ -162,6 +162,20 @@ def test_parking_entry_and_exit_confirm_car():
     assert mode_of(res, "t2-s1")[:2] == ["CAR", "parking"]  # the departure, confirmed CAR too
 
 
+def test_departure_prefers_the_drive_over_a_walk_the_rules_called_car():
+    # the walk to the car (2 min, 60 m) was classified CAR, but the phone sensed walking:
+    # the car-park exit (at 0.5 min, skew) confirms the drive, not the walk
+    t, s = make([("CAR", 0, 2, [5, 5], 0.6), ("CAR", 2, 20, [5, 0], 0.6)])
+    s["sensed_mode"] = ["WALKING", "CAR"]
+    r = recs(rec("S1", "parking", -600, 5, t1=0.5))
+    res = fuse(t, s, r)
+    assert mode_of(res, "t1-s1")[:2] == ["CAR", "parking"]
+    assert mode_of(res, "t1-s0")[1] != "parking"
+    # without the phone's hint the nearer start in time wins
+    res = fuse(t, s.drop(columns="sensed_mode"), r)
+    assert mode_of(res, "t1-s0")[:2] == ["CAR", "parking"]
+
+
 def test_bike_rental_over_a_gps_cut_claims_both_parts():
     legs = [("BICYCLING", 0, 7, [0, 2], 0.7), ("UNKNOWN", 7, 9, [2, 3], None), ("BICYCLING", 9, 16, [3, 5], 0.7)]
     t, s = make(legs)
