@@ -15,7 +15,6 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
-from ._common import progress
 
 FORMATS = ("auto", "emission", "csv", "gpx", "geolife")
 
@@ -25,7 +24,11 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
     from ..io.readers import read
 
     pts, mot, trn, skipped = [], [], [], 0
-    for path in progress(paths, desc="reading", unit="file"):
+    if len(paths) > 1:  # a bar for one file says nothing (and tqdm costs ~50 ms to import)
+        from ._common import progress
+
+        paths = progress(paths, desc="reading", unit="file")
+    for path in paths:
         raw = read(path, fmt=fmt, skip_bad=skip_bad)
         p = raw.points
         if any(z != schema.DEFAULT_TZ for z in raw.tz.values()):  # default zone: no column needed
