@@ -97,27 +97,48 @@ def compile_estimator(est) -> dict[str, np.ndarray]:
     return out
 
 
-def _tree_values(a: dict, p: str, X: np.ndarray) -> np.ndarray:
-    """Leaf values, shape (n_samples, n_iterations, n_classes), all trees walked at once."""
-    roots = a[p + "roots"]
-    n = len(X)
-    node = np.broadcast_to(roots.reshape(1, -1), (n, roots.size)).ravel().copy()
-    row = np.repeat(np.arange(n), roots.size)
-    feature, thr, miss = a[p + "feature"], a[p + "threshold"], a[p + "missing_left"]
-    left, right, leaf = a[p + "left"], a[p + "right"], a[p + "is_leaf"]
-    active = np.flatnonzero(~leaf[node])
-    while len(active):
-        nd = node[active]
-        x = X[row[active], feature[nd]]
-        go_left = np.where(np.isnan(x), miss[nd], x <= thr[nd])
-        nd = np.where(go_left, left[nd], right[nd])
-        node[active] = nd
-        active = active[~leaf[nd]]
-    return a[p + "value"][node].reshape(n, *roots.shape)
+#: Rows walked together: the working arrays of a block stay in the CPU cache.
+BLOCK_ROWS = 256
 
 
-def _raw(a: dict, p: str, X: np.ndarray) -> np.ndarray:
-    vals = _tree_values(a, p, X)
+def _walk_tables(a: dict, p: str) -> tuple:
+    """Per-node tables of member ``p`` in the shapes the walk indexes them with."""
+    child = np.stack([a[p + "right"], a[p + "left"]], axis=1).astype(np.int32).ravel()
+    return (a[p + "roots"], a[p + "feature"].astype(np.int32), a[p + "threshold"],
+            a[p + "missing_left"], child, a[p + "is_leaf"], a[p + "value"])
+
+
+def _tree_values(tables: tuple, X: np.ndarray) -> np.ndarray:
+    """Leaf values, shape (n_samples, n_iterations, n_classes).
+
+    Every tree is walked at once for a block of rows: one entry per (row, tree), advanced a
+    level per step (NaN goes where the split sends missing values, else ``x <= threshold``
+    goes left, as scikit-learn decides), finished entries dropped.
+    """
+    roots, feature, thr, miss_left, child, leaf, value = tables
+    n, nf = X.shape
+    n_trees = roots.size
+    leaves = np.empty((n, n_trees), np.int32)
+    root_row = roots.ravel().astype(np.int32)
+    for s in range(0, n, BLOCK_ROWS):
+        xf = X[s:s + BLOCK_ROWS].ravel()
+        m = len(xf) // nf if nf else 0
+        node = np.tile(root_row, m)
+        rowoff = np.repeat(np.arange(m, dtype=np.int32) * nf, n_trees)
+        active = np.flatnonzero(~leaf[node])
+        while len(active):
+            nd = node[active]
+            x = xf[rowoff[active] + feature[nd]]
+            go_left = (x <= thr[nd]) | (np.isnan(x) & miss_left[nd])
+            nd = child[2 * nd + go_left]
+            node[active] = nd
+            active = active[~leaf[nd]]
+        leaves[s:s + m] = node.reshape(m, n_trees)
+    return value[leaves].reshape(n, *roots.shape)
+
+
+def _raw(a: dict, p: str, tables: tuple, X: np.ndarray) -> np.ndarray:
+    vals = _tree_values(tables, X)
     raw = np.zeros((len(X), vals.shape[2]), dtype=np.float64, order="F")
     raw += a[p + "baseline"]
     for it in range(vals.shape[1]):  # iteration order, as scikit-learn sums them
@@ -143,6 +164,8 @@ class CompiledEstimator:
         if int(self.arrays.get("version", -1)) != COMPILED_VERSION:
             raise ValueError("compiled model of another version")
         self.classes_ = self.arrays["classes"].astype(str)
+        n = max(int(self.arrays["n_members"]), 1)
+        self._tables = [_walk_tables(self.arrays, f"m{i}_") for i in range(n)]
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
@@ -151,11 +174,11 @@ class CompiledEstimator:
         k = len(self.classes_)
         n_members = int(a["n_members"])
         if n_members == 0:  # bare boosting: softmax of the raw scores
-            return _softmax(_raw(a, "m0_", X))
+            return _softmax(_raw(a, "m0_", self._tables[0], X))
         mean = np.zeros((len(X), k))
         for i in range(n_members):
             p = f"m{i}_"
-            raw = _raw(a, p, X)
+            raw = _raw(a, p, self._tables[i], X)
             proba = np.zeros((len(X), k))
             for j, cls in enumerate(a[p + "pos"]):
                 q = f"{p}c{j}_"

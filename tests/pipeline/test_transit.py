@@ -165,3 +165,27 @@ def test_arrays_round_trip_answers_the_same(tiny):
     m, _ = back.schedule_match([LAT0], [east(0.0)], [_ts("2025-06-02", "08:10:30")],
                                [LAT0], [east(2000.0)], [_ts("2025-06-02", "08:18:00")])
     assert not m[0]  # the calendar exception survives the round trip
+
+
+def test_nearest_station_equals_brute_force_on_the_yelo_feed():
+    """The strip search finds the same station as a full distance matrix, within and just
+    beyond ``stop_near_m`` of many stops; (-1, inf) farther away."""
+    from emission_ext.models.apply import transit_index
+
+    ti = transit_index()
+    rng = np.random.default_rng(5)
+    xy = ti.stop_xy[rng.integers(0, len(ti.stop_xy), 3000)] + rng.normal(0, 60.0, (3000, 2))
+    ky = np.pi / 180.0 * 6_371_008.8
+    lat, lon = xy[:, 1] / ky + ti.lat0, xy[:, 0] / (np.cos(np.radians(ti.lat0)) * ky) + ti.lon0
+    x, y = ti.project(lat, lon)
+    d = np.sqrt((x[:, None] - ti.stop_xy[None, :, 0]) ** 2 + (y[:, None] - ti.stop_xy[None, :, 1]) ** 2)
+    best = d.argmin(axis=1)
+    dmin = d[np.arange(len(d)), best]
+    near = dmin <= ti.params.stop_near_m
+    st, dist = ti.nearest_station(lat, lon)
+    assert 0.2 < near.mean() < 0.98
+    np.testing.assert_array_equal(st, np.where(near, ti.stop_station[best], -1))
+    np.testing.assert_allclose(dist[near], dmin[near], rtol=0, atol=1e-9)
+    assert np.isinf(dist[~near]).all()
+    dr = np.sqrt((x[:, None] - ti.rail_xy[None, :, 0]) ** 2 + (y[:, None] - ti.rail_xy[None, :, 1]) ** 2).min(axis=1)
+    np.testing.assert_allclose(ti.distance_to_rail_station(lat, lon), dr, rtol=0, atol=1e-9)
