@@ -453,6 +453,41 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     return out
 
 
+def _landing_with_boarding(ev: pd.DataFrame, ev_mode: np.ndarray, m: pd.DataFrame, sec: _Sec,
+                           p: FusionParams) -> pd.DataFrame:
+    """A shuttle's landing that falls during the section its boarding matched belongs to that
+    section (the crossing goes on in it), not to the end of another section nearby in time."""
+    role = ev["role"].to_numpy()
+    prim = ev["primary"].to_numpy()
+    rec = ev["rec"].to_numpy()
+    land = np.flatnonzero((role == 1) & ~prim & np.isnan(ev["r1"].to_numpy()))
+    if len(land) == 0 or len(sec.t0) == 0:
+        return m
+    board_sec = np.full(int(rec.max()) + 1, -1)
+    b = (role == 0) & prim & (m["sec"].to_numpy() >= 0)
+    board_sec[rec[b]] = m["sec"].to_numpy()[b]
+    bs = board_sec[rec[land]]
+    t = ev["t"].to_numpy()[land]
+    sb = np.maximum(bs, 0)
+    ok = (bs >= 0) & (m["sec"].to_numpy()[land] != bs) & (t > sec.t0[sb]) & (t < sec.t1[sb])
+    if not ok.any():
+        return m
+    i, s_ = land[ok], bs[ok]
+    m = m.copy()
+    col = {c: m[c].to_numpy().copy() for c in ("sec", "dt", "dd")}
+    col["sec"][i] = s_
+    col["dt"][i] = ev["t"].to_numpy()[i] - sec.t1[s_]
+    col["dd"][i] = haversine_m(ev["lat"].to_numpy()[i], ev["lon"].to_numpy()[i], sec.lat1[s_], sec.lon1[s_])
+    compat = _compat_matrix(ev_mode[i], sec.mode[s_])
+    col["compatible"] = m["compatible"].to_numpy().copy()
+    col["compatible"][i] = compat
+    col["locked"] = m["locked"].to_numpy().copy()
+    col["locked"][i] = ~compat & ((sec.conf[s_] >= p.confident) | sec.user_set[s_])
+    for c, v in col.items():
+        m[c] = v
+    return m
+
+
 # --------------------------------------------------------------------------- splitting
 
 def _split_sections(sec: _Sec, cuts: pd.DataFrame, p: FusionParams) -> pd.DataFrame:
@@ -615,14 +650,14 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
 
     # pass 1: match; estimate each source's clock offset from the clear matches and correct it;
     # find missed mode changes, split
-    m = _match_events(ev, ev_u, ev_mode, sec, p)
+    m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
     ev_src = src[ev["rec"].to_numpy()]
     offsets = _clock_offsets(m, ev_src, p)
     if offsets:
         shift = pd.Series(ev_src).map(offsets).fillna(0.0).to_numpy()
         for c in ("t", "r0", "r1"):
             ev[c] = ev[c] - shift
-        m = _match_events(ev, ev_u, ev_mode, sec, p)
+        m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
     inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy())
@@ -643,7 +678,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         new = _split_sections(sec, cuts, p)
         if len(new) != len(sec.frame):
             sec = _rebuild(new, sec)
-            m = _match_events(ev, ev_u, ev_mode, sec, p)
+            m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
 
     # per record: primary section (primary event, else the other event)
     nrec = len(records)

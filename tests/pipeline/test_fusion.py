@@ -374,6 +374,20 @@ def test_shuttle_landing_shortly_before_the_section_end_still_cuts():
     assert list(res.sections["section_id"]) == ["t1-s0"] and mode_of(res, "t1-s0")[0] == "FERRY"
 
 
+def test_landing_stays_on_the_section_of_its_boarding():
+    # a short spurious "car" piece ends 7 min before the landing; the crossing (boarding 2 min
+    # into the walk section, late clock) and its landing both lie in the long walk section
+    t, s = make([("CAR", 0, 5, [0, 1], 0.5), ("WALKING", 5, 40, [1, 3, 4, 6], 0.5)])
+    r = recs(dict(rec("F1", "yelo_boat", 7.0, 1), end_lat=P[3][0], end_lon=P[3][1]))
+    r["expected_ride_s"] = 300.0
+    res = fuse(t, s, r)
+    sec = res.sections.set_index("section_id")
+    assert sec.loc["t1-s0", "mode_source"] == "classifier"
+    ferry = sec[sec["mode"] == "FERRY"]
+    assert len(ferry) == 1 and ferry["end_ts"].iloc[0] == ts(12)
+    assert matched(res, "F1")[1] == ferry.index[0]
+
+
 def test_long_wait_at_the_stop_before_boarding_is_cut_off():
     # the section starts 50 m from the stop, 20 min before the boarding: a wait, then the ride
     t, s = make([("WALKING", 0, 40, [1, 1, 3, 6], 0.5)])
