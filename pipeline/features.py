@@ -93,25 +93,30 @@ class FeatureParams:
 def _section_index(points: pd.DataFrame, sections: pd.DataFrame) -> np.ndarray:
     """Row position in ``sections`` of each point's (user_id, section_id); -1 when none.
 
-    The (user, section) pairs of the points are factorised first (hash tables over the
-    Arrow-backed columns, no string copies), so only the few thousand distinct pairs are
-    looked up in ``sections``.
+    A section's points come in runs (a segmenter writes them in time order), so only the
+    first point of each run of equal (user, section) pairs is looked up in ``sections``
+    (a few thousand pairs, not a million strings); the answer is repeated over the run.
+    Points in any order still get the right row (more runs, same result).
     """
     if len(sections) == 0 or len(points) == 0:
         return np.full(len(points), -1, np.int64)
-    u_codes, u_uniq = pd.factorize(points["user_id"])
-    s_codes, s_uniq = pd.factorize(points["section_id"])  # null -> -1
-    pair = u_codes.astype(np.int64) * max(len(s_uniq), 1) + s_codes
-    pair[s_codes < 0] = -1
-    p_codes, p_uniq = pd.factorize(pair)
-    ok = p_uniq >= 0
-    pu = np.asarray(u_uniq, dtype=object)[(p_uniq[ok] // max(len(s_uniq), 1)).astype(np.int64)]
-    ps = np.asarray(s_uniq, dtype=object)[(p_uniq[ok] % max(len(s_uniq), 1)).astype(np.int64)]
+    u_codes, u_uniq = pd.factorize(points["user_id"])  # Arrow-backed: no string copies
+    sid = points["section_id"].to_numpy(dtype=object)
+    null = pd.isna(sid)
+    with np.errstate(invalid="ignore"):
+        change = ((u_codes[1:] != u_codes[:-1]) | (null[1:] != null[:-1])
+                  | (~null[1:] & (sid[1:] != sid[:-1])))
+    head = np.flatnonzero(np.r_[True, change])
+    run_len = np.diff(np.r_[head, len(sid)])
     keys = pd.MultiIndex.from_arrays([sections["user_id"].astype(str).to_numpy(),
                                       sections["section_id"].astype(str).to_numpy()])
-    rows = np.full(len(p_uniq), -1, np.int64)
-    rows[ok] = keys.get_indexer(pd.MultiIndex.from_arrays([pu.astype(str), ps.astype(str)]))
-    return rows[p_codes]
+    hu = np.asarray(u_uniq, dtype=object)[u_codes[head]].astype(str)
+    hs = sid[head]
+    rows = np.full(len(head), -1, np.int64)
+    ok = ~null[head] & (u_codes[head] >= 0)
+    if ok.any():
+        rows[ok] = keys.get_indexer(pd.MultiIndex.from_arrays([hu[ok], hs[ok].astype(str)]))
+    return np.repeat(rows, run_len)
 
 
 def group_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs) -> np.ndarray:

@@ -210,3 +210,15 @@ def test_two_step_speed_damps_gps_noise():
     f = section_features(pts, sections_of(pts)).iloc[0]
     assert f["speed2_p50"] < f["speed_p50"]  # noise inflates one-step speeds more
     assert f["speed_net"] == pytest.approx(1.4, abs=0.2)
+
+
+def test_section_index_any_point_order_and_null_spelling():
+    from pipeline.features import _section_index
+
+    sections = pd.DataFrame({"user_id": ["a", "a", "b"], "section_id": ["s1", "s2", "s1"]})
+    pts = pd.DataFrame({"user_id": pd.array(list("aaaaabbbba"), dtype="string"),
+                        "section_id": ["s1", "s1", None, "s2", "s2", "s1", np.nan, "s1", "zz", "s1"]})
+    expected = np.array([0, 0, -1, 1, 1, 2, -1, 2, -1, 0])
+    np.testing.assert_array_equal(_section_index(pts, sections), expected)
+    perm = np.random.default_rng(3).permutation(len(pts))
+    np.testing.assert_array_equal(_section_index(pts.iloc[perm], sections), expected[perm])
