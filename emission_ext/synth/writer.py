@@ -65,6 +65,13 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
         n += 1
         return f"{int(uid_hex[:8], 16):08x}{n:016x}"
 
+    def envelope(key: str, write_ts: float, mtype: str, data: str, write_fmt: str | None = None) -> str:
+        """One e-mission timeseries entry around its ``data`` text."""
+        wf = f'"write_fmt_time": "{write_fmt}", ' if write_fmt is not None else ""
+        return (f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
+                f'"metadata": {{"key": "{key}", "platform": "{platform}", "write_ts": {write_ts:.3f}, '
+                f'{wf}"time_zone": "{tz}", "type": "{mtype}", "read_ts": 0}}, "data": {data}}}')
+
     if len(points):
         ts = to_unix(points["ts"])
         write_ts = np.maximum.accumulate(ts) + 0.05 + (np.arange(ts.size) % 7) * 0.011
@@ -84,11 +91,7 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
             keys = ("background/location", "background/filtered_location") \
                 if filtered and acc[i] <= 200.0 else ("background/location",)
             for key in keys:
-                out.append((wts[i], (
-                    f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
-                    f'"metadata": {{"key": "{key}", "platform": "{platform}", "write_ts": {wts[i]:.3f}, '
-                    f'"write_fmt_time": "{wfmt[i]}", "time_zone": "{tz}", "type": "{ptype}", '
-                    f'"read_ts": 0}}, "data": {data}}}')))
+                out.append((wts[i], envelope(key, wts[i], ptype, data, wfmt[i])))
     if len(motion):
         tsa = to_unix(motion["ts"])
         fmt, ldt = _local_parts(tsa, tz)
@@ -108,11 +111,8 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
             else:
                 data = (f'{{"ts": {ts[i]:.3f}, "type": {code}, "confidence": {int(conf[i])}, '
                         f'"fmt_time": "{fmt[i]}", "local_dt": {ldt[i]}}}')
-            out.append((ts[i] + 0.02, (
-                f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
-                f'"metadata": {{"key": "background/motion_activity", "platform": "{platform}", '
-                f'"write_ts": {ts[i] + 0.02:.3f}, "time_zone": "{tz}", "type": "sensor-data", "read_ts": 0}}, '
-                f'"data": {data}}}')))
+            out.append((ts[i] + 0.02, envelope("background/motion_activity", ts[i] + 0.02,
+                                               "sensor-data", data)))
     if len(transitions):
         ts = to_unix(transitions["ts"])
         fmt, ldt = _local_parts(ts, tz)
@@ -122,11 +122,7 @@ def emission_entries(uid_hex: str, platform: str, tz: str, points: pd.DataFrame,
             data = (f'{{"ts": {ts[i]:.3f}, "transition": {TRANSITION_CODES[names[i]]}, '
                     f'"curr_state": {STATE_CODES[states[i]]}, "fmt_time": "{fmt[i]}", '
                     f'"local_dt": {ldt[i]}}}')
-            out.append((ts[i], (
-                f'{{"_id": {{"$oid": "{oid()}"}}, "user_id": {{"$uuid": "{uid_hex}"}}, '
-                f'"metadata": {{"key": "statemachine/transition", "platform": "{platform}", '
-                f'"write_ts": {ts[i]:.3f}, "time_zone": "{tz}", "type": "message", "read_ts": 0}}, '
-                f'"data": {data}}}')))
+            out.append((ts[i], envelope("statemachine/transition", ts[i], "message", data)))
     out.sort(key=lambda e: e[0])
     return out
 
