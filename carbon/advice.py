@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from emission_ext.geodesy import local_xy
 from emission_ext.schema import to_unix
 
 from ._files import local_naive
 from .factors import EmissionFactors, FactorParams, factor_table
 from .tariffs import Tariffs, bikeshare_fare
 
-EARTH_R = 6_371_008.8
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -78,9 +78,7 @@ class AdviceParams:
 
 def _xy(lat, lon, lat0):
     """Local equirectangular metres (good to a fraction of a percent over a city)."""
-    lat = np.radians(np.asarray(lat, dtype="float64"))
-    lon = np.radians(np.asarray(lon, dtype="float64"))
-    return EARTH_R * np.cos(np.radians(lat0)) * lon, EARTH_R * lat
+    return local_xy(lat, lon, lat0)
 
 
 def _gtfs_seconds(hms: pd.Series) -> np.ndarray:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from emission_ext.geodesy import EARTH_RADIUS_M
 from emission_ext.schema import to_unix
-
-EARTH_RADIUS_M = 6_371_008.8
 
 FOOT_ACTIVITIES = ("ON_FOOT", "WALKING", "RUNNING")
 

@@ -15,8 +15,7 @@ from functools import lru_cache
 import numpy as np
 from pyproj import Transformer
 
-#: Mean Earth radius, metres (IUGG).
-EARTH_RADIUS_M = 6_371_008.8
+from emission_ext.geodesy import EARTH_RADIUS_M
 
 #: Metropolitan France (with Corsica), lon/lat degrees: where Lambert-93 is the right choice.
 FRANCE_BBOX = (-5.5, 41.0, 10.0, 51.5)

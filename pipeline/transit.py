@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-EARTH_RADIUS_M = 6_371_008.8
+from emission_ext.geodesy import local_xy
+
 #: GTFS route_type values per physical mode (basic and extended types).
 BUS_TYPES = (3, 11, 700, 701, 702, 704, 705, 711, 712, 715, 800)
 FERRY_TYPES = (4, 1000, 1200)
@@ -150,11 +151,9 @@ class TransitIndex:
             raise ValueError("GTFS feed has no stops")
         lat0 = float(np.nanmean(stops["stop_lat"]))
         lon0 = float(np.nanmean(stops["stop_lon"]))
-        kx = np.cos(np.radians(lat0)) * np.pi / 180.0 * EARTH_RADIUS_M
-        ky = np.pi / 180.0 * EARTH_RADIUS_M
 
         def proj(lat, lon):
-            return ((np.asarray(lon, float) - lon0) * kx, (np.asarray(lat, float) - lat0) * ky)
+            return local_xy(lat, lon, lat0, lon0)
 
         route_ids = routes["route_id"].astype(str).to_numpy()
         rtype = pd.to_numeric(routes["route_type"], errors="coerce").fillna(3).astype(int).to_numpy()
@@ -365,9 +364,7 @@ class TransitIndex:
     # ------------------------------------------------------------------ geometry
     def project(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 degrees to the index's local plane, metres (arrays)."""
-        kx = np.cos(np.radians(self.lat0)) * np.pi / 180.0 * EARTH_RADIUS_M
-        ky = np.pi / 180.0 * EARTH_RADIUS_M
-        return ((np.asarray(lon, float) - self.lon0) * kx, (np.asarray(lat, float) - self.lat0) * ky)
+        return local_xy(lat, lon, self.lat0, self.lon0)
 
     def _cells(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """Cell id per point and whether the point lies inside the raster."""

@@ -80,7 +80,11 @@ def _file_command(fmt: str, what: str) -> None:
         raws = []
         # read and check every file first: a bad file stops the import before anything is written
         for path in progress(files, desc=f"reading {fmt}", unit="file"):
-            raws.append(read(path, fmt=fmt, skip_bad=skip_bad, user_id=user_id))
+            r = read(path, fmt=fmt, skip_bad=skip_bad, user_id=user_id)
+            if not (len(r.points) or len(r.motion) or len(r.transitions)):
+                click.echo(f"note: {path} holds no location, motion or transition entries",
+                           err=True)
+            raws.append(r)
         raw = RawData.concat(raws) if len(raws) > 1 else raws[0]
         raw = raw.with_user_ids(mapping)
         counts = load_raw(st, raw)

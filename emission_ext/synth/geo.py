@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-EARTH_R = 6_371_008.8  # mean Earth radius, metres
+from ..geodesy import metres_per_degree
 
 #: projection centre (Vieux-Port, La Rochelle), degrees
 LAT0 = 46.16
 LON0 = -1.15
-_KX = np.cos(np.radians(LAT0)) * np.pi / 180.0 * EARTH_R  # metres per degree of longitude
-_KY = np.pi / 180.0 * EARTH_R  # metres per degree of latitude
+_KX, _KY = metres_per_degree(LAT0)  # metres per degree of longitude, of latitude
 
 
 def to_xy(lon, lat) -> tuple[np.ndarray, np.ndarray]:
