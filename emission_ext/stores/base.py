@@ -229,13 +229,25 @@ class Store(ABC):
     kind: str = ""
 
     # -- tables ------------------------------------------------------------------------
-    @abstractmethod
     def append(self, table: str, df: pd.DataFrame) -> AppendResult:
         """Add the rows of ``df`` whose key is not yet stored; return counts.
 
         Only schema tables can be appended to (their key deduplicates). Rows may belong to
-        several users; each user's part is written atomically.
+        several users; each user's part is written atomically by :meth:`_append_user`.
         """
+        if check_table(table) is None:
+            raise StoreError(f"{table}: auxiliary tables can only be replaced, not appended to")
+        if len(df) == 0:
+            return AppendResult(0, 0)
+        df = prepare(table, df)
+        added = sum(self._append_user(table, check_user(user_id), part)
+                    for user_id, part in df.groupby("user_id", sort=True))
+        return AppendResult(added, len(df) - added)
+
+    @abstractmethod
+    def _append_user(self, table: str, user_id: str, part: pd.DataFrame) -> int:
+        """Atomically add the rows of one user's prepared ``part`` whose key is new; return
+        how many were added."""
 
     @abstractmethod
     def read(self, table: str, user_ids: Iterable[str] | None = None, start=None,

@@ -257,35 +257,24 @@ class MongoStore(Store):
         return list(self._wrap(lambda: self._coll(table).find(q, {"_id": 0, "_g": 0})))
 
     # -- Store API -----------------------------------------------------------------------
-    def append(self, table: str, df: pd.DataFrame) -> AppendResult:
-        if check_table(table) is None:
-            raise StoreError(f"{table}: auxiliary tables can only be replaced, not appended to")
-        if len(df) == 0:
-            return AppendResult(0, 0)
-        df = prepare(table, df)
+    def _append_user(self, table: str, user_id: str, part: pd.DataFrame) -> int:
         key = list(schema.table(table).key)
-        added = 0
-        for user_id, part in df.groupby("user_id", sort=True):
-            check_user(user_id)
-            for attempt in range(MAX_ATTEMPTS):
-                meta = self._meta(table, user_id)
-                old = _docs_to_frame(table, self._read_user_gens(table, [meta] if meta else []), None)
-                keys = pd.MultiIndex.from_frame(old[key]) if len(old) else None
-                fresh = new_rows(table, part, keys)
-                if len(fresh) == 0:
-                    break
-                gen = uuidlib.uuid4().hex
-                docs = _frame_to_docs(fresh, gen)
-                self._wrap(lambda: self._coll(table).insert_many(docs, ordered=False))
-                gens = (meta or {}).get("gens", []) + [gen]
-                if self._publish(table, user_id, meta, gens, None):
-                    added += len(fresh)
-                    break
-                self._coll(table).delete_many({"_g": gen})  # lost a race: retry on fresh state
-                _backoff(attempt)
-            else:
-                raise StoreError(f"{table}: user {user_id} is being written concurrently; retry")
-        return AppendResult(added, len(df) - added)
+        for attempt in range(MAX_ATTEMPTS):
+            meta = self._meta(table, user_id)
+            old = _docs_to_frame(table, self._read_user_gens(table, [meta] if meta else []), None)
+            keys = pd.MultiIndex.from_frame(old[key]) if len(old) else None
+            fresh = new_rows(table, part, keys)
+            if len(fresh) == 0:
+                return 0
+            gen = uuidlib.uuid4().hex
+            docs = _frame_to_docs(fresh, gen)
+            self._wrap(lambda: self._coll(table).insert_many(docs, ordered=False))
+            gens = (meta or {}).get("gens", []) + [gen]
+            if self._publish(table, user_id, meta, gens, None):
+                return len(fresh)
+            self._coll(table).delete_many({"_g": gen})  # lost a race: retry on fresh state
+            _backoff(attempt)
+        raise StoreError(f"{table}: user {user_id} is being written concurrently; retry")
 
     def read(self, table: str, user_ids: Iterable[str] | None = None, start=None,
              end=None) -> pd.DataFrame:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from .. import schema
 from ..errors import StoreError
-from .base import (AppendResult, LockInfo, Store, busy_error, check_table, check_user,
+from .base import (LockInfo, Store, busy_error, check_table, check_user,
                    is_stale, empty_like, merge_since, new_rows, prepare, time_filter)
 
 try:  # POSIX advisory locks; released by the kernel if the process dies
@@ -197,27 +197,18 @@ class ParquetStore(Store):
         return df
 
     # -- Store API -----------------------------------------------------------------------
-    def append(self, table: str, df: pd.DataFrame) -> AppendResult:
-        if check_table(table) is None:
-            raise StoreError(f"{table}: auxiliary tables can only be replaced, not appended to")
-        if len(df) == 0:
-            return AppendResult(0, 0)
-        df = prepare(table, df)
-        added = 0
-        for user_id, part in df.groupby("user_id", sort=True):
-            check_user(user_id)
-            with self._write_lock(user_id):
-                existing = self._read_file(self._file(table, user_id))
-                old = self._to_frame(table, [existing]) if existing is not None else None
-                key = list(schema.table(table).key)
-                keys = pd.MultiIndex.from_frame(old[key]) if old is not None and len(old) else None
-                fresh = new_rows(table, part, keys)
-                if len(fresh) == 0:
-                    continue
-                out = fresh if old is None or len(old) == 0 else pd.concat([old, fresh], ignore_index=True)
-                self._write_file(table, user_id, out)
-                added += len(fresh)
-        return AppendResult(added, len(df) - added)
+    def _append_user(self, table: str, user_id: str, part: pd.DataFrame) -> int:
+        with self._write_lock(user_id):
+            existing = self._read_file(self._file(table, user_id))
+            old = self._to_frame(table, [existing]) if existing is not None else None
+            key = list(schema.table(table).key)
+            keys = pd.MultiIndex.from_frame(old[key]) if old is not None and len(old) else None
+            fresh = new_rows(table, part, keys)
+            if len(fresh) == 0:
+                return 0
+            out = fresh if old is None or len(old) == 0 else pd.concat([old, fresh], ignore_index=True)
+            self._write_file(table, user_id, out)
+            return len(fresh)
 
     def read(self, table: str, user_ids: Iterable[str] | None = None, start=None,
              end=None) -> pd.DataFrame:
