@@ -407,7 +407,13 @@ def _message(r) -> str:
     elif r.kind == "bikeshare":
         how = f"could be ridden on a Yélo bike from station {r.from_place} to {r.to_place}"
     else:
-        how = f"are served by Yélo bus line {r.line} ({r.from_place} -> {r.to_place}), which runs at that time"
-    eur = "" if pd.isna(r.eur_saved_per_month) else f" and about EUR {r.eur_saved_per_month:.2f}"
+        how = (f"{'is' if r.n_trips == 1 else 'are'} served by Yélo bus line {r.line} "
+               f"({r.from_place} -> {r.to_place}), which runs at that time")
+    if pd.isna(r.eur_saved_per_month):
+        eur = ""
+    elif r.eur_saved_per_month >= 0:
+        eur = f" and about EUR {r.eur_saved_per_month:.2f}"
+    else:  # cheaper by car (e.g. tickets without a pass): say so instead of a negative saving
+        eur = f", for about EUR {-r.eur_saved_per_month:.2f} more"
     return (f"{trips} {how}: that would save about {r.co2e_kg_saved_per_month:.1f} kg CO2e{eur} "
             f"per month.")

@@ -227,3 +227,16 @@ def test_negligible_savings_are_not_suggested(factors, tariffs):
     adv = advise(trips, fp, secs, t, ctx, factors, tariffs,
                  AdviceParams(bike_max_km=0.1, min_co2e_kg_per_month=0.0))
     assert len(adv) == 1 and 0 < adv.co2e_kg_saved_per_month.iloc[0] < 0.1
+
+
+def test_message_says_more_expensive_rather_than_a_negative_saving():
+    from types import SimpleNamespace
+
+    from carbon.advice import _message
+
+    r = SimpleNamespace(n_trips=1, distance_km=5.6, usual_time="16:54", kind="bus", line="7",
+                        from_place="Orbigny", to_place="Chagnolet", co2e_kg_saved_per_month=0.4,
+                        eur_saved_per_month=-0.83)
+    msg = _message(r)
+    assert "1 car trip of about 5.6 km" in msg and " is served by Yélo bus line 7" in msg
+    assert "EUR -" not in msg and "for about EUR 0.83 more per month" in msg
