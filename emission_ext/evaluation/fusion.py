@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from .segmentation import overlap_pairs
 
 PHYSICAL = {"BIKESHARE": "BICYCLING", "CARSHARE": "CAR", "FERRY": "UNKNOWN"}
 
@@ -96,26 +97,8 @@ def ingest_world_files(files: dict[str, pd.DataFrame], ref) -> tuple[pd.DataFram
 def _best_truth(ours: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
     """For each of our sections, the true section id it overlaps most in time (same user)."""
     a = ours[["user_id", "section_id", "start_ts", "end_ts"]].reset_index(drop=True)
-    b = truth[["user_id", "section_id", "start_ts", "end_ts"]].rename(
-        columns={"section_id": "truth_id", "start_ts": "ts0", "end_ts": "ts1"})
-    a0, a1 = schema.to_unix(a["start_ts"]), schema.to_unix(a["end_ts"])
-    users = pd.Index(pd.unique(pd.concat([a["user_id"], b["user_id"]]).astype(object)))
-    bu = users.get_indexer(b["user_id"].to_numpy(dtype=object)).astype("float64")
-    b0, b1 = schema.to_unix(b["ts0"]), schema.to_unix(b["ts1"])
-    span = 1e10
-    base = float(np.nanmin(np.concatenate([a0, b0]))) if len(a0) and len(b0) else 0.0
-    order = np.argsort(bu * span + b0 - base, kind="stable")
-    k0 = (bu * span + b0 - base)[order]
-    k1 = np.maximum.accumulate((bu * span + b1 - base)[order])
-    au = users.get_indexer(a["user_id"].to_numpy(dtype=object)).astype("float64")
-    lo = np.searchsorted(k1, au * span + a0 - base, side="left")
-    hi = np.searchsorted(k0, au * span + a1 - base, side="right")
-    cnt = np.maximum(hi - lo, 0)
-    ai = np.repeat(np.arange(len(a)), cnt)
-    bi = order[np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
-    ov = np.minimum(a1[ai], b1[bi]) - np.maximum(a0[ai], b0[bi])
-    ok = (ov > 0) & (bu[bi] == au[ai])
-    c = pd.DataFrame({"a": ai[ok], "ov": ov[ok], "truth_id": b["truth_id"].to_numpy(dtype=object)[bi[ok]]})
+    ai, bi, ov = overlap_pairs(a, truth)
+    c = pd.DataFrame({"a": ai, "ov": ov, "truth_id": truth["section_id"].to_numpy(dtype=object)[bi]})
     c = c.sort_values(["a", "ov"], ascending=[True, False]).drop_duplicates("a")
     out = pd.Series(None, index=range(len(a)), dtype=object)
     out[c["a"].to_numpy()] = c["truth_id"].to_numpy()

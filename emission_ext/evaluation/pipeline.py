@@ -14,6 +14,8 @@ import pandas as pd
 
 from emission_ext import schema
 
+from .segmentation import overlap_pairs
+
 
 @dataclass(frozen=True)
 class ModeScore:
@@ -45,23 +47,14 @@ def best_overlap(pred: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     pred_mode = np.full(n, None, dtype=object)
     pred_id = np.full(n, None, dtype=object)
     overlap = np.zeros(n)
-    pos = pd.Series(np.arange(n), index=truth.index)
-    pred_groups = {u: g for u, g in pred.groupby("user_id", sort=False)}
-    for uid, t in truth.groupby("user_id", sort=False):
-        p = pred_groups.get(uid)
-        if p is None or p.empty:
-            continue
-        ps, pe = schema.to_unix(p["start_ts"]), schema.to_unix(p["end_ts"])
-        ts, te = schema.to_unix(t["start_ts"]), schema.to_unix(t["end_ts"])
-        # true x predicted overlap matrix: one user's sections are hundreds, so this stays small
-        ov = np.clip(np.minimum(te[:, None], pe[None, :]) - np.maximum(ts[:, None], ps[None, :]), 0, None)
-        j = ov.argmax(axis=1)
-        best = ov[np.arange(len(t)), j]
-        hit = best > 0
-        rows = pos[t.index].to_numpy()
-        overlap[rows] = best
-        pred_mode[rows[hit]] = p["mode"].astype(str).to_numpy()[j[hit]]
-        pred_id[rows[hit]] = p["section_id"].astype(str).to_numpy()[j[hit]]
+    ti, pi, ov = overlap_pairs(truth, pred)
+    if len(ti):
+        best = pd.DataFrame({"t": ti, "p": pi, "ov": ov}).sort_values(
+            ["t", "ov", "p"], ascending=[True, False, True]).drop_duplicates("t")
+        t, p = best["t"].to_numpy(), best["p"].to_numpy()
+        overlap[t] = best["ov"].to_numpy()
+        pred_mode[t] = pred["mode"].astype(str).to_numpy()[p]
+        pred_id[t] = pred["section_id"].astype(str).to_numpy()[p]
     return pd.DataFrame({"true_mode": truth["mode"].astype(str).to_numpy(), "pred_mode": pred_mode,
                          "pred_section_id": pred_id, "overlap_s": overlap,
                          "duration_s": schema.to_unix(truth["end_ts"]) - schema.to_unix(truth["start_ts"])},

@@ -49,6 +49,44 @@ def _interval_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return schema.to_unix(df["start_ts"]), schema.to_unix(df["end_ts"])
 
 
+def overlap_pairs(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of rows of ``a`` and ``b`` of the same user whose time intervals overlap.
+
+    Parameters
+    ----------
+    a, b : DataFrame
+        With ``user_id``, ``start_ts``, ``end_ts`` (trips or sections).
+
+    Returns
+    -------
+    (ai, bi, overlap_s) : arrays
+        Positional row indexes into ``a`` and ``b`` and the overlap of each pair, seconds (> 0).
+        A sweep over intervals sorted by (user, start): no ``len(a) x len(b)`` matrix.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    a0, a1 = _interval_arrays(a)
+    b0, b1 = _interval_arrays(b)
+    users = pd.Index(pd.unique(np.concatenate([a["user_id"].astype(str).to_numpy(dtype=object),
+                                               b["user_id"].astype(str).to_numpy(dtype=object)])))
+    au = users.get_indexer(a["user_id"].astype(str).to_numpy(dtype=object)).astype("float64")
+    bu = users.get_indexer(b["user_id"].astype(str).to_numpy(dtype=object)).astype("float64")
+    span = 1e10  # seconds: puts each user's intervals on its own stretch of one time line
+    base = float(np.nanmin(np.concatenate([a0, b0])))
+    kb0, kb1 = bu * span + b0 - base, bu * span + b1 - base
+    order = np.argsort(kb0, kind="stable")
+    k0 = kb0[order]
+    k1 = np.maximum.accumulate(kb1[order])  # b rows before `lo` all end before a starts
+    lo = np.searchsorted(k1, au * span + a0 - base, side="left")
+    hi = np.searchsorted(k0, au * span + a1 - base, side="right")
+    cnt = np.maximum(hi - lo, 0)
+    ai = np.repeat(np.arange(len(a)), cnt)
+    bi = order[np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))]
+    ov = np.minimum(a1[ai], b1[bi]) - np.maximum(a0[ai], b0[bi])
+    ok = (ov > 0) & (au[ai] == bu[bi])
+    return ai[ok], bi[ok], ov[ok]
+
+
 def match_trips(pred: pd.DataFrame, ref: pd.DataFrame, min_iou: float = 0.5) -> pd.DataFrame:
     """Match predicted to reference trips of the same user by time IoU.
 
@@ -70,22 +108,10 @@ def match_trips(pred: pd.DataFrame, ref: pd.DataFrame, min_iou: float = 0.5) -> 
         return pd.DataFrame({c: pd.Series([], dtype="float64") for c in cols})
     ps, pe = _interval_arrays(pred)
     rs, re_ = _interval_arrays(ref)
-    pu = pred["user_id"].astype(str).to_numpy()
-    ru = ref["user_id"].astype(str).to_numpy()
-    # candidate pairs: same user and overlapping intervals (sweep via sorting, no n*m matrix)
-    order = np.argsort(rs, kind="stable")
-    rs_o, re_o = rs[order], re_[order]
-    max_len = float(np.max(re_ - rs)) if len(ref) else 0.0
-    lo = np.searchsorted(rs_o, ps - max_len, side="left")
-    hi = np.searchsorted(rs_o, pe, side="right")
-    counts = np.maximum(hi - lo, 0)
-    pi = np.repeat(np.arange(len(pred)), counts)
-    rj = order[np.repeat(lo - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())] \
-        if counts.sum() else np.empty(0, np.int64)
-    inter = np.minimum(pe[pi], re_[rj]) - np.maximum(ps[pi], rs[rj])
+    pi, rj, inter = overlap_pairs(pred, ref)  # same user, overlapping
     union = np.maximum(pe[pi], re_[rj]) - np.minimum(ps[pi], rs[rj])
-    iou = np.where(union > 0, np.maximum(inter, 0) / np.where(union > 0, union, 1), 0.0)
-    ok = (iou >= min_iou) & (pu[pi] == ru[rj])
+    iou = inter / union
+    ok = iou >= min_iou
     pi, rj, iou = pi[ok], rj[ok], iou[ok]
     # greedy one-to-one, best IoU first (with IoU >= 0.5 a trip can overlap that much with
     # at most a couple of others, so this is a handful of candidates)
