@@ -107,8 +107,7 @@ def _section_index(points: pd.DataFrame, sections: pd.DataFrame) -> np.ndarray:
                   | (~null[1:] & (sid[1:] != sid[:-1])))
     head = np.flatnonzero(np.r_[True, change])
     run_len = np.diff(np.r_[head, len(sid)])
-    keys = pd.MultiIndex.from_arrays([sections["user_id"].astype(str).to_numpy(),
-                                      sections["section_id"].astype(str).to_numpy()])
+    keys = _keys(sections["user_id"], sections["section_id"])
     hu = np.asarray(u_uniq, dtype=object)[u_codes[head]].astype(str)
     hs = sid[head]
     rows = np.full(len(head), -1, np.int64)
@@ -116,6 +115,82 @@ def _section_index(points: pd.DataFrame, sections: pd.DataFrame) -> np.ndarray:
     if ok.any():
         rows[ok] = keys.get_indexer(pd.MultiIndex.from_arrays([hu[ok], hs[ok].astype(str)]))
     return np.repeat(rows, run_len)
+
+
+def _keys(user_ids, section_ids) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([np.asarray(user_ids, dtype=object).astype(str),
+                                      np.asarray(section_ids, dtype=object).astype(str)])
+
+
+@dataclass(frozen=True)
+class SectionPoints:
+    """The points of every section as the arrays the features read, grouped by section.
+
+    Why: the features need only times, positions and accuracies per section. Segmentation
+    already holds them sorted (:func:`pipeline.sections.sections_from_track` with
+    ``labelled="arrays"``), so handing them over as arrays spares building, and then
+    re-grouping, a million-row labelled-points table with two string ids per point.
+
+    Attributes
+    ----------
+    t : ndarray of float
+        Unix seconds, ascending within each section.
+    lat, lon : ndarray of float
+        Degrees (WGS84).
+    acc : ndarray of float
+        Horizontal accuracy, metres (NaN when unknown).
+    counts : ndarray of int
+        Points of each section; the points of section ``k`` follow those of section ``k-1``.
+    user_ids, section_ids : ndarray of object
+        Key of each section (to align with a sections table).
+    tz : ndarray of object, optional
+        IANA time zone of each section's user (None: the caller's default zone).
+    """
+
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    acc: np.ndarray
+    counts: np.ndarray
+    user_ids: np.ndarray
+    section_ids: np.ndarray
+    tz: np.ndarray | None = None
+
+    @classmethod
+    def from_labelled(cls, labelled_points: pd.DataFrame, sections: pd.DataFrame) -> "SectionPoints":
+        """Points of a labelled-points table (clean points + ``section_id``), any order,
+        grouped in the row order of ``sections``; points of no listed section are dropped."""
+        n = len(sections)
+        row = _section_index(labelled_points, sections)
+        keep = row >= 0
+        g = row[keep]
+        t = to_unix(labelled_points["ts"])[keep]
+        lat = labelled_points["lat"].to_numpy(float)[keep]
+        lon = labelled_points["lon"].to_numpy(float)[keep]
+        acc = (labelled_points["accuracy_m"].to_numpy(float, na_value=np.nan)[keep]
+               if "accuracy_m" in labelled_points else np.full(len(g), np.nan))
+        order = np.lexsort((t, g))
+        return cls(t[order], lat[order], lon[order], acc[order],
+                   np.bincount(g, minlength=n).astype(np.int64),
+                   sections["user_id"].to_numpy(dtype=object),
+                   sections["section_id"].to_numpy(dtype=object))
+
+    def aligned(self, sections: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        """``(g, t, lat, lon, acc)``: the points of the sections of ``sections`` with ``g``
+        their row in it, sorted by (row, time). Free when both list the same sections in
+        the same order (the usual case); else sections are matched by (user_id, section_id)."""
+        n = len(sections)
+        su = sections["user_id"].to_numpy(dtype=object)
+        ss = sections["section_id"].to_numpy(dtype=object)
+        same = (len(self.counts) == n and np.array_equal(ss.astype(str), self.section_ids.astype(str))
+                and np.array_equal(su.astype(str), self.user_ids.astype(str)))
+        if same:
+            return (np.repeat(np.arange(n), self.counts), self.t, self.lat, self.lon, self.acc)
+        rows = _keys(su, ss).get_indexer(_keys(self.user_ids, self.section_ids))
+        g = np.repeat(rows, self.counts)
+        keep = np.flatnonzero(g >= 0)
+        keep = keep[np.argsort(g[keep], kind="stable")]  # sections' order, time kept within
+        return g[keep], self.t[keep], self.lat[keep], self.lon[keep], self.acc[keep]
 
 
 def group_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs) -> np.ndarray:
@@ -194,15 +269,16 @@ def _motion_shares(motion: pd.DataFrame | None, sections: pd.DataFrame) -> np.nd
     return out
 
 
-def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
+def section_features(labelled_points: "pd.DataFrame | SectionPoints", sections: pd.DataFrame,
                      motion: pd.DataFrame | None = None, transit=None,
                      params: FeatureParams = FeatureParams(), tz=None) -> pd.DataFrame:
     """Feature matrix, one row per section.
 
     Parameters
     ----------
-    labelled_points : DataFrame
-        Clean points (schema ``points``) with ``section_id`` (null outside sections).
+    labelled_points : DataFrame or SectionPoints
+        Clean points (schema ``points``) with ``section_id`` (null outside sections), any
+        order; or the same points already grouped by section (:class:`SectionPoints`).
     sections : DataFrame
         Schema ``sections`` table (``user_id, section_id, start_ts, end_ts`` are used).
     motion : DataFrame, optional
@@ -224,16 +300,9 @@ def section_features(labelled_points: pd.DataFrame, sections: pd.DataFrame,
     feats = pd.DataFrame(np.nan, index=sections.index, columns=list(FEATURES))
     if n == 0:
         return feats
-    row = _section_index(labelled_points, sections)
-    keep = row >= 0
-    g = row[keep]
-    t = to_unix(labelled_points["ts"])[keep]
-    lat = labelled_points["lat"].to_numpy(float)[keep]
-    lon = labelled_points["lon"].to_numpy(float)[keep]
-    acc = (labelled_points["accuracy_m"].to_numpy(float, na_value=np.nan)[keep]
-           if "accuracy_m" in labelled_points else np.full(len(g), np.nan))
-    order = np.lexsort((t, g))
-    g, t, lat, lon, acc = g[order], t[order], lat[order], lon[order], acc[order]
+    sp = (labelled_points if isinstance(labelled_points, SectionPoints)
+          else SectionPoints.from_labelled(labelled_points, sections))
+    g, t, lat, lon, acc = sp.aligned(sections)
     npts = np.bincount(g, minlength=n).astype(float)
 
     # steps between consecutive fixes of the same section

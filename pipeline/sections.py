@@ -351,9 +351,10 @@ def _change_times(tr: Track, speed: np.ndarray, first_pt: np.ndarray, first_of_t
 
 def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
                         motion: pd.DataFrame | None = None, params: SectionParams = SectionParams(),
-                        labelled: bool = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                        labelled: bool | str = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Sections and labelled points (None unless ``labelled``) for trips given as index
-    ranges into a sorted track."""
+    ranges into a sorted track; ``labelled="arrays"`` gives the sections' points as a
+    :class:`pipeline.features.SectionPoints` instead (all the mode features need)."""
     p = params
     n = tr.t.size
     trip_of = _point_trip(n, s, e)
@@ -442,6 +443,17 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
 
     if not labelled:
         return sections, None
+    if labelled == "arrays":  # what the mode features read, without a million-row table
+        from .features import SectionPoints
+
+        pts = tr.points
+        tz = (pts["tz"].to_numpy(dtype=object)[first_pt]
+              if "tz" in pts and starts.size else None)
+        acc = (pts["accuracy_m"].to_numpy(float, na_value=np.nan)[inside] if "accuracy_m" in pts
+               else np.full(inside.size, np.nan))
+        return sections, SectionPoints(
+            tr.t[inside], tr.lat[inside], tr.lon[inside], acc, lens.astype(np.int64),
+            sections["user_id"].to_numpy(dtype=object), sec_ids, tz)
     # labelled points: each point in a trip gets its trip and section
     pt_trip = np.full(n, None, dtype=object)
     pt_sec = np.full(n, None, dtype=object)

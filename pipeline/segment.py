@@ -28,7 +28,7 @@ class SegmentParams:
 def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
                  transitions: pd.DataFrame | None = None,
                  params: SegmentParams = SegmentParams(), *,
-                 labelled: bool = True) -> dict[str, pd.DataFrame]:
+                 labelled: bool | str = True) -> dict[str, pd.DataFrame]:
     """Clean points and segment them into places, trips and sections.
 
     Parameters
@@ -40,9 +40,11 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         Schema ``motion`` and ``transitions`` when the phone sent them.
     params : SegmentParams
         Cleaning, trip and section thresholds.
-    labelled : bool
+    labelled : bool or "arrays"
         Build ``labelled_points`` (default). ``False`` saves its memory when only the
-        tables are wanted (``labelled_points`` is then None).
+        tables are wanted (``labelled_points`` is then None). ``"arrays"``: no
+        ``labelled_points`` but ``section_points``, the sections' points as the arrays the
+        mode features read (:class:`pipeline.features.SectionPoints`), at a fraction of the cost.
 
     Returns
     -------
@@ -57,5 +59,8 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
     del clean
     sections, lab = sections_from_track(tr, trips, s, e, motion, params.sections,
                                         labelled=labelled)
+    if labelled == "arrays":
+        return {"places": places, "trips": trips, "sections": sections, "labelled_points": None,
+                "section_points": lab, "removed": removed}
     return {"places": places, "trips": trips, "sections": sections,
             "labelled_points": lab, "removed": removed}

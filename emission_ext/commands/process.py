@@ -69,14 +69,14 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes):
     if points is None:
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions, labelled=not no_modes)
+    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays")
     n_points, n_users = len(points), points["user_id"].nunique()
     del points, transitions  # the raw frames are not needed to write the results
     t2 = time.perf_counter()
     if not no_modes:  # the shipped mode classifier (rules when none is shipped)
         from ..models.apply import apply_modes
 
-        res["sections"] = apply_modes(res["sections"], res.pop("labelled_points"), motion)
+        res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
     del motion
     t2m = time.perf_counter()
     out = Path(out_dir)

@@ -63,7 +63,7 @@ def transit_index(path: str | None = None):
     return index
 
 
-def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
+def apply_modes(sections: pd.DataFrame, labelled_points,
                 motion: pd.DataFrame | None = None, *, tz: str = DEFAULT_TZ,
                 model="default", transit="default") -> pd.DataFrame:
     """Sections with ``mode``, ``mode_confidence`` and ``mode_source`` set.
@@ -71,7 +71,9 @@ def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
     Parameters
     ----------
     sections, labelled_points, motion : DataFrame
-        Output of :func:`pipeline.segment.segment_user` and the phone's motion (optional).
+        Output of :func:`pipeline.segment.segment_user` and the phone's motion (optional);
+        ``labelled_points`` may instead be its ``section_points``
+        (:class:`pipeline.features.SectionPoints`, ``labelled="arrays"``: much cheaper).
     tz : str
         Time zone of the hour-of-day features for users without a ``tz`` column in
         ``labelled_points``.
@@ -80,7 +82,7 @@ def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
     transit : "default", None or TransitIndex
         ``"default"``: the shipped Yélo feed; ``None``: no transit features.
     """
-    from pipeline.features import FeatureParams, section_features
+    from pipeline.features import FeatureParams, SectionPoints, section_features
     from pipeline.modes import ModeClassifier, classify_sections
 
     from . import load_model
@@ -93,7 +95,12 @@ def apply_modes(sections: pd.DataFrame, labelled_points: pd.DataFrame,
         transit = transit_index()
     sec = sections.reset_index(drop=True)
     zones = tz
-    if "tz" in labelled_points.columns and len(labelled_points):
+    if isinstance(labelled_points, SectionPoints):
+        if labelled_points.tz is not None and len(labelled_points.tz):
+            per_user = pd.Series(labelled_points.tz, index=labelled_points.user_ids.astype(str))
+            per_user = per_user[~per_user.index.duplicated()]
+            zones = sec["user_id"].astype(str).map(per_user).fillna(tz).astype(str).to_numpy()
+    elif "tz" in labelled_points.columns and len(labelled_points):
         # the users' own zones (e.g. `process` on several users' files), else ``tz``
         per_user = labelled_points.drop_duplicates("user_id").set_index("user_id")["tz"]
         zones = sec["user_id"].map(per_user).fillna(tz).astype(str).to_numpy()

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from emission_ext.schema import from_unix
-from pipeline.features import FEATURES, MOTION_FEATURES, TRANSIT_FEATURES, section_features, group_quantiles
+from pipeline.features import (FEATURES, KINEMATIC_FEATURES, MOTION_FEATURES, TRANSIT_FEATURES,
+                               group_quantiles, section_features)
 from pipeline.transit import TransitIndex, TransitParams
 from tests.pipeline.test_transit import LAT0, LON0, east, tiny_feed
 
@@ -222,3 +223,64 @@ def test_section_index_any_point_order_and_null_spelling():
     np.testing.assert_array_equal(_section_index(pts, sections), expected)
     perm = np.random.default_rng(3).permutation(len(pts))
     np.testing.assert_array_equal(_section_index(pts.iloc[perm], sections), expected[perm])
+
+
+def test_section_points_from_segmentation_give_the_labelled_features():
+    """segment_user(labelled="arrays") hands the features the same points, grouped the same,
+    as the labelled-points table: identical features, in any sections order."""
+    from pipeline.features import SectionPoints
+    from pipeline.segment import segment_user
+    from tests.pipeline._frames import day
+
+    a, _ = day(stays=(1800, 900, 1200, 1800), moves=((3000, 10.0), (800, 1.3), (5000, 4.0)), dt=5.0)
+    b, _ = day(stays=(1200, 1800), moves=((9000, 14.0),), dt=3.0, user="u2", seed=4)
+    pts = pd.concat([a, b], ignore_index=True)
+    lab = segment_user(pts)
+    arr = segment_user(pts, labelled="arrays")
+    sp = arr["section_points"]
+    assert isinstance(sp, SectionPoints) and arr["labelled_points"] is None
+    sec = lab["sections"].reset_index(drop=True)
+    assert len(sec) >= 4
+    pd.testing.assert_frame_equal(arr["sections"], lab["sections"])
+    want = section_features(lab["labelled_points"], sec)
+    got = section_features(sp, sec)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    # other order, and a section the arrays do not know: matched by key, NaN row
+    extra = sec.iloc[[0]].assign(section_id="nope")
+    other = pd.concat([sec.iloc[::-1], extra], ignore_index=True)
+    got2 = section_features(sp, other)
+    ref = section_features(lab["labelled_points"], other)
+    np.testing.assert_array_equal(got2.to_numpy(), ref.to_numpy())
+    assert got2.iloc[-1][list(KINEMATIC_FEATURES[1:])].isna().all()
+
+
+def test_section_points_carry_the_users_time_zones():
+    from emission_ext.models.apply import apply_modes
+    from pipeline.segment import segment_user
+    from tests.pipeline._frames import day
+
+    a, _ = day(stays=(1800, 1800), moves=((3000, 10.0),), dt=5.0)
+    b, _ = day(stays=(1800, 1800), moves=((3000, 10.0),), dt=5.0, user="u2")
+    pts = pd.concat([a.assign(tz="Europe/Paris"), b.assign(tz="America/New_York")], ignore_index=True)
+    lab = segment_user(pts)
+    arr = segment_user(pts, labelled="arrays")
+    assert set(arr["section_points"].tz) == {"Europe/Paris", "America/New_York"}
+    from pipeline.modes import ModeClassifier
+
+    class HourEstimator:  # confidence = a function of the local hour the features saw
+        def predict_proba(self, X):
+            s = (X[:, 0] + 1.0) / 4.0
+            return np.column_stack([s, 1.0 - s])
+
+    model = ModeClassifier(features=("hour_sin",))
+    model.estimator_, model.features_in_ = HourEstimator(), ("hour_sin",)
+    model.classes_ = np.array(["WALKING", "CAR"])
+    want = apply_modes(lab["sections"], lab["labelled_points"], model=model, transit=None)
+    got = apply_modes(arr["sections"], arr["section_points"], model=model, transit=None)
+    pd.testing.assert_frame_equal(got, want)
+    paris = apply_modes(arr["sections"], arr["section_points"].__class__(
+        **{**arr["section_points"].__dict__, "tz": None}), model=model, transit=None)
+    u2 = (got["user_id"] == "u2").to_numpy()
+    assert u2.any() and (~u2).any()
+    np.testing.assert_array_equal(got["mode_confidence"][~u2], paris["mode_confidence"][~u2])
+    assert (got["mode_confidence"][u2] != paris["mode_confidence"][u2]).all()
