@@ -1,89 +1,76 @@
-"""Vectorised geodesy helpers: local metric projection and point-to-point distances.
+"""Vectorised geodesy helpers: local metric plane and point-to-point distances.
 
 Why: every segmentation rule ("within 100 m", "faster than 50 m/s") needs metres, and the
 pipeline must work on data from anywhere (the real test days are in California, the product
-runs in La Rochelle). Coordinates are projected once, on whole arrays, into a local metric
-projection chosen from the data: Lambert-93 (EPSG:2154) inside metropolitan France, the local
-UTM zone elsewhere (pyproj). Point-to-point distances use the haversine formula, or the
-equirectangular approximation where ~0.1 % is plenty (jump detection), on arrays.
-No function here builds one object per point.
+runs in La Rochelle). Each user's points are mapped once, on whole arrays, onto the plane
+tangent to the WGS84 ellipsoid at the user's median location (east/north metres; exact
+ellipsoid radii at that point). Within 50 km of it distances are within 0.01 % of the geodesic
+(test: ``tests/pipeline/test_geo.py``), better than Lambert-93 or UTM (their scale factors
+reach 0.1 %), and it costs a few numpy operations per point instead of a pyproj transform
+(~0.15 s per million points plus a 0.07 s import). Point-to-point distances use the
+haversine formula, or the equirectangular approximation where ~0.1 % is plenty (jump
+detection), on arrays. No function here builds one object per point.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-from pyproj import Transformer
 
 from emission_ext.geodesy import EARTH_RADIUS_M
 
-#: Metropolitan France (with Corsica), lon/lat degrees: where Lambert-93 is the right choice.
-FRANCE_BBOX = (-5.5, 41.0, 10.0, 51.5)
+#: WGS84 semi-major axis (metres) and first eccentricity squared: the ellipsoid of GPS fixes.
+WGS84_A = 6_378_137.0
+WGS84_E2 = 6.69437999014e-3
 
 
-def choose_crs(lat, lon) -> str:
-    """Pick the local metric projection for a set of points.
+def tangent_plane(lat, lon, lat0, lon0, group=None) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 degrees to east/north metres on the plane tangent to the ellipsoid at a point.
 
-    Parameters
-    ----------
-    lat, lon : array-like of float
-        WGS84 degrees. NaNs are ignored.
-
-    Returns
-    -------
-    str
-        ``"EPSG:2154"`` (Lambert-93) when the median point lies in metropolitan France, else the
-        EPSG code of the WGS84 UTM zone of the median point (``EPSG:326zz`` north,
-        ``EPSG:327zz`` south). ``"EPSG:2154"`` for empty input.
-    """
-    lat = np.asarray(lat, dtype="float64")
-    lon = np.asarray(lon, dtype="float64")
-    ok = np.isfinite(lat) & np.isfinite(lon)
-    if not ok.any():
-        return "EPSG:2154"
-    mlat = float(np.median(lat[ok]))
-    mlon = float(np.median(lon[ok]))
-    x0, y0, x1, y1 = FRANCE_BBOX
-    if x0 <= mlon <= x1 and y0 <= mlat <= y1:
-        return "EPSG:2154"
-    zone = int(np.clip(np.floor((mlon + 180.0) / 6.0) + 1, 1, 60))
-    return f"EPSG:{32600 + zone if mlat >= 0 else 32700 + zone}"
-
-
-@lru_cache(maxsize=32)
-def _transformer(crs: str) -> Transformer:
-    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-
-
-def project(lat, lon, crs: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Project WGS84 points to a local metric projection.
+    The local east-north-up frame of (``lat0``, ``lon0``) with the up axis dropped (an
+    orthographic view of the ellipsoid from above the reference point). Scale is exact at the
+    reference point and shrinks radially by ``cos(d / R)``: 3e-5 at 50 km, 2e-3 at 400 km.
 
     Parameters
     ----------
     lat, lon : array-like of float
         WGS84 degrees.
-    crs : str, optional
-        Target CRS; chosen with :func:`choose_crs` when omitted.
+    lat0, lon0 : float or array-like of float
+        Reference point, degrees; with ``group``, one per group.
+    group : array-like of int, optional
+        Group code of each point (0..G-1): point ``i`` uses reference ``group[i]``.
 
     Returns
     -------
     (x, y) : tuple of float64 arrays
-        Easting and northing in metres.
+        East and north of the reference point, metres.
     """
-    lat = np.asarray(lat, dtype="float64")
-    lon = np.asarray(lon, dtype="float64")
-    if lat.size == 0:
-        return np.empty(0), np.empty(0)
-    crs = crs or choose_crs(lat, lon)
-    x, y = _transformer(crs).transform(lon, lat)
-    return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    k = np.pi / 180.0
+    phi0 = np.asarray(lat0, dtype="float64") * k
+    s0, c0 = np.sin(phi0), np.cos(phi0)
+    off = WGS84_E2 * WGS84_A / np.sqrt(1.0 - WGS84_E2 * s0 * s0) * s0 * c0  # reference's own
+    lon0 = np.asarray(lon0, dtype="float64")
+    if group is not None:  # per-group constants, then one value per point
+        group = np.asarray(group)
+        s0, c0, off, lon0 = s0[group], c0[group], off[group], lon0[group]
+    phi = np.asarray(lat, dtype="float64") * k
+    dlon = np.asarray(lon, dtype="float64") - lon0
+    if dlon.size and not np.abs(dlon).max() <= 180.0:  # across the antimeridian (or NaN)
+        dlon = (dlon + 180.0) % 360.0 - 180.0
+    dlon *= k
+    s, c = np.sin(phi), np.cos(phi)
+    nu = WGS84_A / np.sqrt(1.0 - WGS84_E2 * s * s)  # prime-vertical radius of each point
+    nc = nu * c
+    x = nc * np.sin(dlon)
+    # north: the earth-centred coordinates rotated to the reference's frame, minus its offset
+    y = c0 * (1.0 - WGS84_E2) * nu * s - s0 * nc * np.cos(dlon) + off
+    return x, y
 
 
 def project_by_group(lat, lon, group) -> tuple[np.ndarray, np.ndarray]:
-    """Project points with one local projection per group (e.g. per user).
+    """Map points to metres with one :func:`tangent_plane` per group (e.g. per user).
 
-    Each group gets the CRS chosen from its own points; groups sharing a CRS are transformed
-    together in one pyproj call, so a city's worth of users costs one call.
+    Each group's plane touches the ellipsoid at the median of (a sample of) its own points,
+    so a user's distances are accurate wherever the user is; all groups are transformed in
+    one vectorised pass.
 
     Parameters
     ----------
@@ -100,28 +87,30 @@ def project_by_group(lat, lon, group) -> tuple[np.ndarray, np.ndarray]:
     lon = np.asarray(lon, dtype="float64")
     group = np.asarray(group)
     n = lat.size
-    x = np.full(n, np.nan)
-    y = np.full(n, np.nan)
     if n == 0:
-        return x, y
+        return np.full(0, np.nan), np.full(0, np.nan)
     ng = int(group.max()) + 1
-    # per-group median location (vectorised via sort), then CRS per group
-    order = np.argsort(group, kind="stable")
+    # per-group median location of a sample, from the points sorted by group
+    in_order = bool(np.all(group[1:] >= group[:-1]))
+    order = np.arange(n) if in_order else np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(ng + 1))
-    crs_of = []
+    lat0 = np.zeros(ng)
+    lon0 = np.zeros(ng)
     for g in range(ng):  # one iteration per group (user), not per point
         idx = order[bounds[g]:bounds[g + 1]]
-        if idx.size == 0:
-            crs_of.append("EPSG:2154")
-            continue
-        step = max(1, idx.size // 256)  # a sample is enough to pick a zone
+        step = max(1, idx.size // 256)  # a sample is enough to place the plane
         sample = idx[::step]
-        crs_of.append(choose_crs(lat[sample], lon[sample]))
-    names, crs_code = np.unique(np.asarray(crs_of, dtype=object).astype(str), return_inverse=True)
-    crs_per_point = crs_code[group]
-    for k, crs in enumerate(names):
-        m = crs_per_point == k
-        x[m], y[m] = project(lat[m], lon[m], str(crs))
+        la, lo = lat[sample], lon[sample]
+        ok = np.isfinite(la) & np.isfinite(lo)
+        if ok.any():
+            lat0[g], lon0[g] = np.median(la[ok]), np.median(lo[ok])
+    if not in_order:
+        return tangent_plane(lat, lon, lat0, lon0, group)
+    x, y = np.empty(n), np.empty(n)
+    for g in range(ng):  # sorted: one contiguous slice per group (cache-sized arrays)
+        a, b = bounds[g], bounds[g + 1]
+        if b > a:
+            x[a:b], y[a:b] = tangent_plane(lat[a:b], lon[a:b], lat0[g], lon0[g])
     return x, y
 
 
