@@ -64,6 +64,11 @@ CHUNK_POINTS = 250_000
 #: Largest number of window points checked exactly in one numpy batch (bounds memory).
 _EXACT_BATCH = 500_000
 
+#: A trip's start is taken back from its first fix over at most this distance, metres: the
+#: phone wakes once past its ~100 m geofence, a sampling step or so later
+#: (:func:`departure_times`).
+DEPARTURE_MAX_BACK_M = 250.0
+
 #: A dwell window may be this much shorter than ``dwell_time_s`` (sampling jitter), seconds.
 DWELL_FUZZ_S = 30.0
 
@@ -594,14 +599,17 @@ def _user_tz(tr: Track) -> np.ndarray:
 
 
 def departure_times(tr: Track, s: np.ndarray, e: np.ndarray, min_speed_mps: float = 0.5,
-                    first_steps: int = 3) -> np.ndarray:
+                    first_steps: int = 3, max_back_m: float = DEPARTURE_MAX_BACK_M) -> np.ndarray:
     """Start time of each trip, seconds.
 
     A trip whose first fix follows a silence (the phone only woke up once the tester had left,
     e.g. after an iOS geofence exit) started before that fix: the departure is taken back from
     the first fix by the distance from the previous fix (where the tester was) at the trip's
     initial speed (mean over its first steps, at least ``min_speed_mps``), and never before
-    the previous fix. Otherwise it is the time of the first fix.
+    the previous fix. Otherwise it is the time of the first fix. At most ``max_back_m``
+    metres are taken back: a phone wakes within a few hundred metres of the place it left,
+    and a longer step means the tester moved in between without the phone (a trip made with
+    the phone off) — the previous fix is then not where this trip began.
     """
     start = tr.t[s].copy()
     if s.size == 0:
@@ -615,7 +623,7 @@ def departure_times(tr: Track, s: np.ndarray, e: np.ndarray, min_speed_mps: floa
     dt0 = tr.t[k] - tr.t[s]
     v = np.where(dt0 > 0, (cum[k] - cum[s]) / np.where(dt0 > 0, dt0, 1.0), 0.0)
     v = np.maximum(v, min_speed_mps)
-    back = tr.step[s] / v
+    back = np.minimum(tr.step[s], max_back_m) / v
     pp = np.maximum(prev, 0)
     est = np.maximum(tr.t[pp], tr.t[s] - back)
     return np.where(has_prev, est, start)

@@ -89,3 +89,16 @@ def test_real_days_match_emission_reference(name):
     s = score_trips(trips, gt)
     # per day the issue asks to explain anything below 0.8 (overall >= 0.9: test_evaluation)
     assert s.f1 >= 0.8 and s.median_start_err_s < 120 and s.median_end_err_s < 120
+
+
+def test_departure_not_taken_back_across_a_trip_made_with_the_phone_off():
+    # iOS: the last fix is 20 km away 8 h earlier (the tester went there with the phone off);
+    # the first fix of the new trip may be taken back over a geofence exit, not over 20 km
+    t0 = np.arange(0, 600, 20.0)
+    stay = 600 + np.arange(0, 400, 30.0)  # the phone saw the arrival: a stay ends the trip
+    t1 = 30000 + np.arange(0, 600, 20.0)
+    x = np.r_[t0 * 10.0, np.full(stay.size, 6000.0), 20000 + (t1 - 30000) * 10.0]
+    _, trips = segment_trips(frame(np.r_[t0, stay, t1], x, np.zeros_like(x), source="ios"))
+    assert len(trips) == 2
+    start = trips["start_ts"].iloc[1].timestamp() - T0
+    assert 30000 - 30 <= start <= 30000  # at most ~250 m at 10 m/s taken back
