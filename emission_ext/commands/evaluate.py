@@ -73,7 +73,10 @@ def segmentation(reference, synthetic, world, testers, days, seed, tolerance):
             click.echo(f"  {r['platform']}: P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
                        f"(pred {r['n_pred']}, ref {r['n_ref']})")
     click.echo(f"section boundaries within {tolerance:.0f} s of a true mode change: "
-               f"{res['boundary_hits']}/{res['boundary_total']} = {res['boundary_share']:.3f}")
+               f"{res['boundary_hits']}/{res['boundary_total']} = {res['boundary_share']:.3f}; "
+               f"counting our trip starts/ends as boundaries too: "
+               f"{res['boundary_hits_with_edges']}/{res['boundary_total']} = "
+               f"{res['boundary_share_with_edges']:.3f}")
 
 
 from ._evaluate_fusion import command as _fusion_eval; command.add_command(_fusion_eval)  # noqa: E402,E702 (issue 6)

@@ -86,8 +86,10 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
         ``trips``: :class:`TripScore` over the trips the phone could see (truth trips flagged
         ``phone_off`` left no data and are counted in ``unobservable_trips`` instead);
         ``boundary_hits``, ``boundary_total``,
-        ``boundary_share``: true mode changes with a predicted boundary within
-        ``tolerance_s``; ``per_platform``: DataFrame of trip scores per platform when
+        ``boundary_share``: true mode changes with a predicted section boundary within
+        ``tolerance_s``; ``boundary_hits_with_edges``, ``boundary_share_with_edges``: the same
+        when predicted trip starts and ends count as boundaries too (see
+        :func:`~emission_ext.evaluation.segmentation.section_boundary_hits`); ``per_platform``: DataFrame of trip scores per platform when
         ``truth/testers.csv`` gives it.
     """
     from emission_ext import schema
@@ -120,8 +122,11 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
     m = match_trips(pt, truth_trips)
     score = TripScore.from_counts(len(pt), len(truth_trips), m["start_err_s"], m["end_err_s"])
     hits, total = section_boundary_hits(ps, truth_secs, tolerance_s)
+    hits_e, _ = section_boundary_hits(ps, truth_secs, tolerance_s, pred_trips=pt)
     out = {"trips": score, "boundary_hits": hits, "boundary_total": total,
            "boundary_share": hits / total if total else float("nan"),
+           "boundary_hits_with_edges": hits_e,
+           "boundary_share_with_edges": hits_e / total if total else float("nan"),
            "unobservable_trips": unobservable}
     testers = world / "truth" / "testers.csv"
     if testers.exists():

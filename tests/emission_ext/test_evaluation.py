@@ -52,6 +52,21 @@ def test_boundary_hits_count_only_mode_changes():
     assert section_boundary_hits(pred, ref, 60) == (1, 2)   # 100 hit (130), 300 missed (400)
 
 
+def test_boundary_hits_with_trip_edges():
+    # a walk to the stop with no fix: our trip starts when the bus moves (t=100) and ends at
+    # t=290 as the tester alights (no fix of the final walk)
+    ref = pd.DataFrame({"user_id": "u", "trip_id": "t", "mode": ["WALKING", "BUS", "WALKING"],
+                        "start_ts": schema.from_unix([0, 100, 300])})
+    pred = pd.DataFrame({"user_id": "u", "trip_id": "x", "mode": "CAR",
+                         "start_ts": schema.from_unix([95])})
+    trips_ = pd.DataFrame({"user_id": ["u", "v"], "start_ts": schema.from_unix([95, 295]),
+                           "end_ts": schema.from_unix([290, 500])})
+    assert section_boundary_hits(pred, ref, 60) == (0, 2)
+    assert section_boundary_hits(pred, ref, 60, pred_trips=trips_) == (2, 2)
+    # another user's trip edge does not count
+    assert section_boundary_hits(pred, ref, 60, pred_trips=trips_.iloc[1:]) == (0, 2)
+
+
 def test_ground_truth_reader_and_errors(tmp_path):
     t, s = read_emission_ground_truth(EMISSION_REAL_DIR / "shankari_2016-08-10.ground_truth.json.gz")
     assert len(t) == 5 and t["start_ts"].is_monotonic_increasing
