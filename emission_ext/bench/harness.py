@@ -1,22 +1,41 @@
-"""Run a command in a child process and measure it from outside: wall time and peak RSS.
+"""Run a command in a child process and measure it from outside: wall time, CPU, peak memory.
 
 Why: speed and memory figures must include everything a user pays for (interpreter start,
 imports, reading the CSV, writing results) and must not be disturbed by the harness itself.
-``os.wait4`` returns the child's own resource usage, so the peak RSS is the child's (each
-tool runs in one process).
+A tool may fork workers (``emission-ext process`` segments users on every core), so one
+process's figures are not enough:
+
+* CPU time comes from ``os.wait4``: the child's own usage plus that of every descendant it
+  waited for (the whole tree's user + system seconds);
+* memory is sampled every ~20 ms over the whole process tree (the child and all its
+  descendants, found through ``/proc``): the peak of the summed resident set (RSS; pages
+  shared between a parent and its forked children count once per process, so this
+  overstates) and the peak of the summed proportional set (PSS; each shared page split
+  between its sharers, so the sum is the memory the tree really occupies). ``ru_maxrss``
+  (the largest single process) is kept too; sampling can miss a peak shorter than 20 ms,
+  which ``ru_maxrss`` cannot, so the reported summed RSS is never below it.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+
+#: Memory sampling interval, seconds.
+SAMPLE_S = 0.02
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one benchmark run measured. ``peak_rss_mb`` in MiB, ``wall_s`` in seconds."""
+    """What one benchmark run measured.
+
+    ``wall_s`` and ``cpu_s`` (user + system of the whole tree) in seconds; ``peak_rss_mb``
+    (largest single process, ``ru_maxrss``), ``tree_rss_mb`` and ``tree_pss_mb`` (peaks of the
+    tree's summed RSS and PSS) in MiB; ``processes`` is the most processes seen at once.
+    """
 
     name: str
     returncode: int
@@ -24,18 +43,84 @@ class RunResult:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu_s: float = float("nan")
+    tree_rss_mb: float = float("nan")
+    tree_pss_mb: float = float("nan")
+    processes: int = 1
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and its descendants, from ``/proc/<pid>/task/<tid>/children`` (Linux)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return out
+
+
+def _rss_pss_kb(pid: int) -> tuple[int, int]:
+    """Resident and proportional set sizes of one process, KiB (0, 0 when it is gone)."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return rss, pss
+
+
+class _TreeSampler(threading.Thread):
+    """Samples the summed RSS/PSS of a process tree until stopped; keeps the peaks (KiB)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.rss, self.pss, self.procs = pid, 0, 0, 1
+        self.ok = os.path.exists(f"/proc/{pid}/smaps_rollup")
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while self.ok and not self._halt.is_set():
+            pids = _descendants(self.pid)
+            sizes = [_rss_pss_kb(p) for p in pids]
+            self.rss = max(self.rss, sum(s[0] for s in sizes))
+            self.pss = max(self.pss, sum(s[1] for s in sizes))
+            self.procs = max(self.procs, sum(1 for s in sizes if s[0]))
+            self._halt.wait(SAMPLE_S)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
 
 
 def run_measured(name: str, argv: list[str], env: dict | None = None) -> RunResult:
-    """Run ``argv``; return its wall time, peak resident memory and output."""
+    """Run ``argv``; return its wall time, CPU time, peak memory and output."""
     # output goes to temporary files, not pipes: the child can never block on a full pipe
     # while we wait for it, and ``wait4`` gives its own rusage
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
+        sampler = _TreeSampler(proc.pid)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        sampler.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
-        return RunResult(name, proc.returncode, wall, usage.ru_maxrss / 1024.0,
-                         out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        peak = usage.ru_maxrss / 1024.0
+        nan = float("nan")
+        return RunResult(name, proc.returncode, wall, peak,
+                         out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                         cpu_s=usage.ru_utime + usage.ru_stime,
+                         tree_rss_mb=max(sampler.rss / 1024.0, peak) if sampler.ok else nan,
+                         tree_pss_mb=sampler.pss / 1024.0 if sampler.ok else nan,
+                         processes=sampler.procs)

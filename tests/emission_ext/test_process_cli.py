@@ -49,6 +49,7 @@ def test_bench_segmentation_runs_ours_on_a_small_csv(tmp_path):
     res = CliRunner().invoke(cli, ["bench", "segmentation", "--points", "3000", "--users", "3",
                                    "--out", str(tmp_path), "--skip-trackintel"])
     assert res.exit_code == 0, res.output
-    assert "ours" in res.output and "points/s" in res.output and "peak RSS" in res.output
+    assert "ours" in res.output and "points/s" in res.output and "PSS" in res.output
+    assert "CPU" in res.output and "largest process" in res.output
     trips = pd.read_csv(tmp_path / "ours" / "trips.csv", dtype={"user_id": str})
     assert trips["user_id"].nunique() == 3
