@@ -209,7 +209,7 @@ def group_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs) ->
     vmin = v.min()
     if vmin >= 0:
         scale = float(v.max()) * (1.0 + 1e-9) + 1e-300
-        key = np.sort(g + v / scale)
+        key = np.sort(g + v / scale, kind="stable")  # same values; ~2.5x faster here
         v = (key - np.floor(key)) * scale
     else:
         v = v[np.lexsort((v, g))]
