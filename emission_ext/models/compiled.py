@@ -45,6 +45,8 @@ def _compile_hgb(hgb, prefix: str, out: dict) -> None:
     out[prefix + "value"] = allnodes["value"].astype(np.float64)
     out[prefix + "roots"] = offset.reshape(len(preds), k)
     out[prefix + "baseline"] = np.asarray(hgb._baseline_prediction, np.float64).reshape(1, k)
+    if not np.isfinite(out[prefix + "threshold"][~out[prefix + "is_leaf"]]).all():
+        raise NotImplementedError("non-finite split threshold")  # the walk folds NaN into +-inf
 
 
 def compile_estimator(est) -> dict[str, np.ndarray]:
@@ -102,47 +104,69 @@ BLOCK_ROWS = 256
 
 
 def _walk_tables(a: dict, p: str) -> tuple:
-    """Per-node tables of member ``p`` in the shapes the walk indexes them with."""
+    """Per-node tables of member ``p`` in the shapes the walk indexes them with.
+
+    Missing values are folded into the comparison: the walk reads column ``2 f`` of a
+    doubled feature matrix (NaN as -inf, so ``x <= threshold`` sends it left) at nodes that
+    send missing values left, and column ``2 f + 1`` (NaN as +inf: right) elsewhere; this is
+    exact for finite thresholds, the only ones scikit-learn writes. Children that are leaves
+    are stored as ``~leaf`` (negative), so "reached a leaf" is a sign test.
+
+    Raises
+    ------
+    ValueError
+        For an internal node with a non-finite threshold.
+    """
+    leaf = a[p + "is_leaf"]
+    thr = a[p + "threshold"]
+    if not np.isfinite(thr[~leaf]).all():
+        raise ValueError("non-finite split threshold")
+    col = (2 * a[p + "feature"] + ~a[p + "missing_left"]).astype(np.int32)
     child = np.stack([a[p + "right"], a[p + "left"]], axis=1).astype(np.int32).ravel()
-    return (a[p + "roots"], a[p + "feature"].astype(np.int32), a[p + "threshold"],
-            a[p + "missing_left"], child, a[p + "is_leaf"], a[p + "value"])
+    child = np.where(leaf[child], ~child, child).astype(np.int32)
+    roots = a[p + "roots"]
+    start = roots.ravel().astype(np.int32)
+    start = np.where(leaf[start], ~start, start).astype(np.int32)  # a tree that is one leaf
+    return roots.shape, start, col, thr, child, a[p + "value"]
 
 
 def _tree_values(tables: tuple, X: np.ndarray) -> np.ndarray:
-    """Leaf values, shape (n_samples, n_iterations, n_classes).
+    """Leaf values, shape (n_iterations, n_classes, n_samples).
 
     Every tree is walked at once for a block of rows: one entry per (row, tree), advanced a
     level per step (NaN goes where the split sends missing values, else ``x <= threshold``
     goes left, as scikit-learn decides), finished entries dropped.
     """
-    roots, feature, thr, miss_left, child, leaf, value = tables
+    shape, start, col, thr, child, value = tables
     n, nf = X.shape
-    n_trees = roots.size
-    leaves = np.empty((n, n_trees), np.int32)
-    root_row = roots.ravel().astype(np.int32)
+    nan = np.isnan(X)
+    x2 = np.empty((n, 2 * nf))  # (missing-left, missing-right) copy of each feature
+    x2[:, 0::2] = np.where(nan, -np.inf, X)
+    x2[:, 1::2] = np.where(nan, np.inf, X)
+    n_trees = start.size
+    leaves = np.empty((n_trees, n), np.int32)
     for s in range(0, n, BLOCK_ROWS):
-        xf = X[s:s + BLOCK_ROWS].ravel()
-        m = len(xf) // nf if nf else 0
-        node = np.tile(root_row, m)
-        rowoff = np.repeat(np.arange(m, dtype=np.int32) * nf, n_trees)
-        active = np.flatnonzero(~leaf[node])
+        xf = x2[s:s + BLOCK_ROWS].ravel()
+        m = min(BLOCK_ROWS, n - s)
+        node = np.tile(start, m)
+        rowoff = np.repeat(np.arange(m, dtype=np.int32) * (2 * nf), n_trees)
+        active = np.flatnonzero(node >= 0)
         while len(active):
             nd = node[active]
-            x = xf[rowoff[active] + feature[nd]]
-            go_left = (x <= thr[nd]) | (np.isnan(x) & miss_left[nd])
-            nd = child[2 * nd + go_left]
+            nd = child[2 * nd + (xf[rowoff[active] + col[nd]] <= thr[nd])]
             node[active] = nd
-            active = active[~leaf[nd]]
-        leaves[s:s + m] = node.reshape(m, n_trees)
-    return value[leaves].reshape(n, *roots.shape)
+            active = active[nd >= 0]
+        leaves[:, s:s + m] = ~node.reshape(m, n_trees).T
+    return value[leaves].reshape(*shape, n)
 
 
 def _raw(a: dict, p: str, tables: tuple, X: np.ndarray) -> np.ndarray:
     vals = _tree_values(tables, X)
-    raw = np.zeros((len(X), vals.shape[2]), dtype=np.float64, order="F")
+    raw = np.zeros((len(X), vals.shape[1]), dtype=np.float64, order="F")
     raw += a[p + "baseline"]
-    for it in range(vals.shape[1]):  # iteration order, as scikit-learn sums them
-        raw += vals[:, it, :]
+    rt = raw.T  # (n_classes, n_samples) view, contiguous rows
+    for it in range(vals.shape[0]):  # iteration order, as scikit-learn sums them
+        rt += vals[it]
     return raw
 
 

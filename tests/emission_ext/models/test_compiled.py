@@ -36,6 +36,17 @@ def test_compiled_probabilities_equal_scikit_learn(calibration):
     assert list(c.classes_) == list(m.estimator_.classes_)
 
 
+def test_trees_that_are_a_single_leaf():
+    """A boosting round that finds no split leaves a one-leaf tree: the walk starts at a leaf."""
+    X, y = toy_features(40, seed=25)
+    m = ModeClassifier(max_iter=6, min_samples_leaf=len(X) // 2 + 1, calibration=None).fit(X, y)
+    roots = compile_estimator(m.estimator_)
+    assert roots["m0_is_leaf"][roots["m0_roots"].ravel()].any()  # the case under test exists
+    c = CompiledEstimator(roots)
+    Xp = m._matrix(_probe(26))
+    np.testing.assert_allclose(c.predict_proba(Xp), m.estimator_.predict_proba(Xp), rtol=0, atol=1e-12)
+
+
 def test_ensemble_calibration_is_compiled_too():
     X, y = toy_features(40, seed=23)
     m = ModeClassifier(max_iter=15, calibration="sigmoid", calibration_ensemble=True).fit(X, y)
