@@ -79,6 +79,21 @@ class SectionParams:
     still_radius_m : float
         Points at the end of a trip within this of its last point (after arriving) are not
         classified on their own.
+    stopped_mps, keep_stopped_vehicle, max_vehicle_stop_s : float, bool, float
+        See ``_vehicle_stops``: a standstill of up to ``max_vehicle_stop_s`` seconds between
+        two vehicle fixes is the vehicle waiting.
+    place_in_gap, min_gap_to_place_s : bool, float
+        Place a foot/vehicle change inside the sampling gap before the new section's first
+        fix (gaps of at least ``min_gap_to_place_s`` seconds), see ``_change_times``.
+    refine_points : int
+        A foot/vehicle change may move by up to this many fixes to where the step speeds
+        change regime (0: off), see ``_refine_foot_changes``.
+    foot_step_max_mps : float
+        A step between two fixes at most this fast (m/s) reads as on foot when a change is
+        refined.
+    run_lead_s : float
+        When a run's length is judged on foot vs in a vehicle, it starts half the sampling gap
+        before its first fix, at most this many seconds earlier.
     """
 
     walk_max_mps: float = 2.2
@@ -99,6 +114,9 @@ class SectionParams:
     place_in_gap: bool = True
     max_vehicle_stop_s: float = 180.0
     min_gap_to_place_s: float = 0.0
+    refine_points: int = 2
+    run_lead_s: float = 30.0
+    foot_step_max_mps: float = 2.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -257,7 +275,12 @@ def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_gr
     if c.size == 0:
         return c.copy()
     foot = np.where(c == WALK, WALK, MOTOR)
-    foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes,
+    # a run began in the sampling gap before its first fix: judged from the gap's middle
+    # (at most ``run_lead_s`` earlier), a closing walk of two sparse iOS fixes counts its time
+    dt = np.r_[0.0, np.diff(t)]
+    dt[np.r_[True, g[1:] != g[:-1]]] = 0.0
+    t_lead = t - np.minimum(dt / 2.0, p.run_lead_s)
+    foot = _merge_short(foot, g, t_lead, t_end_of_grp, p.min_section_s, p.max_merge_passes,
                         p.edge_walk_min_s)
     out = np.where(foot == WALK, WALK, c)
     veh = foot != WALK
@@ -300,6 +323,94 @@ def _relabel_by_speed(cls, starts, lens, inside, g, tr: Track, e, p: SectionPara
                ((c == BIKE) & (v > p.implausible_factor * p.bike_max_mps))
     c = np.where(too_fast, by_speed, c)
     return np.repeat(c, lens)
+
+
+def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: np.ndarray,
+                         step: np.ndarray, p: SectionParams) -> np.ndarray:
+    """Move each foot/vehicle change by up to ``refine_points`` fixes to where the step speeds
+    change regime.
+
+    The point classes come from speeds smoothed over ``smooth_s``, which blur a bus slowing
+    down to its stop (or pulling away from it) into the walk. Around each change the steps
+    between consecutive fixes are read as on foot (at most ``foot_step_max_mps``) or not; the
+    change goes to the fix that leaves the fewest steps on the wrong side (a slow step on the
+    vehicle's side, a fast one on the walker's), and stays put unless a move does strictly
+    better (nearest move on ties). Adjacent changes never cross. Work is over a
+    (changes x offsets) matrix.
+
+    Parameters
+    ----------
+    cls : ndarray
+        Class of each point of the trips (WALK, BIKE, MOTOR), points in (trip, time) order.
+    starts : ndarray
+        First position of each run of equal class (see :func:`_runs`).
+    g : ndarray
+        Trip ordinal of each point.
+    t, step : ndarray
+        Time (unix s) of each point and distance from the previous point (m).
+    p : SectionParams
+        ``refine_points``, ``foot_step_max_mps``.
+
+    Returns
+    -------
+    ndarray
+        The classes with the points between an old and a new change position relabelled.
+    """
+    n = cls.size
+    k = np.arange(1, starts.size)
+    b = starts[k]
+    same_trip = g[b] == g[starts[k - 1]]
+    c_prev, c_new = cls[starts[k - 1]], cls[b]
+    foot_change = same_trip & ((c_prev == WALK) != (c_new == WALK))
+    if not foot_change.any():
+        return cls
+    k, b = k[foot_change], b[foot_change]
+    to_foot = (c_new == WALK)[foot_change]
+    lo = starts[k - 1] + 1                                   # previous section keeps a fix
+    hi = np.where(k + 1 < starts.size, np.r_[starts, n][np.minimum(k + 1, starts.size)], n) - 1
+    trip_last = np.searchsorted(g, g[b], side="right") - 1
+    hi = np.minimum(hi, trip_last)                           # this section keeps a fix
+    first_of_trip = np.r_[True, g[1:] != g[:-1]]
+    dt = np.r_[np.inf, np.diff(t)]
+    u = np.where(first_of_trip | (dt <= 0), np.nan, step / np.where(dt > 0, dt, 1.0))
+    K = int(p.refine_points)
+    cand = b[:, None] + np.arange(-K, K + 1)[None, :]       # candidate first fix of the new side
+    cand_ok = (cand >= lo[:, None]) & (cand <= hi[:, None])
+    win = b[:, None] + np.arange(-K - 1, K + 2)[None, :]    # steps judged (into these fixes)
+    win_ok = (win >= lo[:, None]) & (win <= hi[:, None] + 1) & (win < n)
+    uw = u[np.clip(win, 0, n - 1)]
+    known = win_ok & np.isfinite(uw)
+    fast = known & (uw > p.foot_step_max_mps)
+    slow = known & (uw <= p.foot_step_max_mps)
+    # before the change: the old side (vehicle when going on foot); after: the new side
+    bad_before = np.where(to_foot[:, None], slow, fast)
+    bad_after = np.where(to_foot[:, None], fast, slow)
+    # cost of candidate j: bad steps into fixes before j plus bad steps into fixes after j
+    before = win[:, None, :] < cand[:, :, None]
+    after = win[:, None, :] > cand[:, :, None]
+    cost = (before & bad_before[:, None, :]).sum(-1) + (after & bad_after[:, None, :]).sum(-1)
+    cost = np.where(cand_ok, cost, np.iinfo(np.int64).max)
+    # strictly better than staying put, nearest on ties
+    dist = np.abs(np.arange(-K, K + 1))[None, :]
+    order = cost * (2 * K + 2) + dist
+    best = np.argmin(order, axis=1)
+    new_b = cand[np.arange(b.size), best]
+    new_b = np.where(cost[np.arange(b.size), best] < cost[:, K], new_b, b)
+    # changes of one trip must stay in order
+    nxt_same = np.r_[(k[1:] == k[:-1] + 1) & (g[b[1:]] == g[b[:-1]]), False]
+    crossed = nxt_same & (new_b >= np.r_[new_b[1:], n])
+    crossed |= np.r_[False, crossed[:-1]]
+    new_b = np.where(crossed, b, new_b)
+    moved = new_b != b
+    if not moved.any():
+        return cls
+    out = cls.copy()
+    a0, a1 = np.minimum(b, new_b)[moved], np.maximum(b, new_b)[moved] - 1
+    # points between join the previous section (change moved later) or the new one (earlier)
+    val = np.where(new_b > b, c_prev[foot_change], c_new[foot_change])[moved]
+    idx, r = expand_ranges(a0, a1)
+    out[idx] = val[r]
+    return out
 
 
 def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -395,6 +506,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     # "on foot" for ten minutes); equal neighbours then fuse
     if starts.size:
         merged = _relabel_by_speed(merged, starts, lens, inside, g, tr, e, p)
+        starts, lens = _runs(merged, g)
+    if starts.size > 1 and p.refine_points > 0:
+        merged = _refine_foot_changes(merged, starts, g, tr.t[inside], tr.step[inside], p)
         starts, lens = _runs(merged, g)
 
     trip_ids = trips["trip_id"].to_numpy(dtype=object)

@@ -151,3 +151,22 @@ def test_standstill_inside_a_car_leg_stays_car():
     assert abs(_boundaries(sections)[0] - drive) <= 60
     off, _ = segment_sections(pts, trips, params=SectionParams(max_vehicle_stop_s=0.0))
     assert len(off) < 2 or abs(_boundaries(off)[0] - drive) > 60
+
+
+def test_foot_change_moves_to_where_step_speeds_change():
+    # a bus slows to its stop (two 31 s steps at 3 m/s) while the phone already reads
+    # "on foot": the walk starts when the bus has stopped, not when it began to slow down
+    rng = np.random.default_rng(0)
+    v = np.r_[np.zeros(20), np.full(30, 9.0), [3.0, 3.0], np.full(20, 1.3), np.zeros(20)]
+    t = 31.0 * np.arange(v.size)
+    x = np.cumsum(v * 31.0) + rng.normal(0, 2, v.size)
+    pts = frame(t, x, np.zeros_like(x))
+    _, trips = segment_trips(pts)
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + t[48:60] + 5, unit="s", utc=True),
+                           "activity": "ON_FOOT", "confidence": 90.0})
+    err = {}
+    for k in (0, 2):
+        sections, _ = segment_sections(pts, trips, motion, params=SectionParams(refine_points=k))
+        assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
+        err[k] = abs(_boundaries(sections)[0] - t[51])
+    assert err[2] <= 20 < err[0]
