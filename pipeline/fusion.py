@@ -116,6 +116,26 @@ class FusionParams:
         A section longer than ``min_split_s + skew_s`` whose distance over duration is below
         this speed saw no movement (a GPS gap bridged by the segmentation): a record on it
         makes a record-only trip instead, m/s.
+    ride_mps : float
+        With the phone's points: a move between two consecutive points at least this fast is a
+        vehicle moving (a bus validation's ride, a drive into or out of a car park), m/s.
+    ride_stop_s : float
+        Slower stretches up to this long inside a ride are stops (bus stops, lights), seconds.
+    min_ride_m : float
+        A ride moves at least this far in a straight line (one jumpy fix is not a ride), metres.
+    settle_s : float
+        A ride's end cuts a section only when the tester then moves slower than ``walk_mps``
+        over this long (the walk after alighting, not a stop), and its start only when they
+        did so before it (the wait at the stop), seconds.
+    walk_mps : float
+        Straight-line speed below which the tester is walking or waiting, m/s.
+    min_cut_s : float
+        Shortest part left by a cut at a ride's start or end seen in the phone's points (a 1-3
+        minute bus ride the segmentation merged with the walk after it), seconds.
+    blind_s : float
+        A Yélo record after whose moment the phone recorded at most one point during this long
+        (or the rental's length when shorter) was not seen by the phone: it makes a record-only
+        trip, seconds.
     """
 
     skew_s: float = 180.0
@@ -134,6 +154,13 @@ class FusionParams:
     gap_speed_mps: float = 15.0
     land_m: float = 100.0
     still_mps: float = 0.1
+    ride_mps: float = 3.0
+    ride_stop_s: float = 90.0
+    min_ride_m: float = 120.0
+    settle_s: float = 120.0
+    walk_mps: float = 2.0
+    min_cut_s: float = 20.0
+    blind_s: float = 600.0
 
 
 @dataclass
@@ -352,6 +379,7 @@ def _prepare_sections(sections: pd.DataFrame, ends, users: pd.Index, tbase: floa
     lat0, lon0, lat1, lon1 = ends
     df = sections.copy()
     df["_lat0"], df["_lon0"], df["_lat1"], df["_lon1"] = lat0, lon0, lat1, lon1
+    df["_after_ride"] = False  # set on the part after a ride's end (never merged into the ride)
     df["_u"] = users.get_indexer(df["user_id"].to_numpy())
     df["_t0"] = schema.to_unix(df["start_ts"]) - tbase
     df["_t1"] = schema.to_unix(df["end_ts"]) - tbase
@@ -440,6 +468,8 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     walked = np.zeros(len(s_idx), bool)
     if "sensed_mode" in sec.frame:
         walked = sec.frame["sensed_mode"].to_numpy(dtype=object)[s_idx] == "WALKING"
+    # the part after a ride the phone saw end is the walk or wait after it
+    walked |= sec.frame["_after_ride"].to_numpy(dtype=bool)[s_idx]
     cost = cost + np.where(locked, p.incompatible_penalty,
                            np.where(compat & ~walked, 0.0, p.mismatch_penalty))
     cand = pd.DataFrame({"e": e_idx[ok], "sec": s_idx[ok], "cost": cost[ok], "dt": dt[ok], "dd": dd[ok],
@@ -488,22 +518,203 @@ def _landing_with_boarding(ev: pd.DataFrame, ev_mode: np.ndarray, m: pd.DataFram
     return m
 
 
+# --------------------------------------------------------------------------- the phone's points
+
+@dataclass
+class _Track:
+    """The phone's points as arrays sorted by (user, time), times relative to ``tbase``."""
+
+    u: np.ndarray
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    key: np.ndarray
+
+
+def _track(points: pd.DataFrame | None, users: pd.Index, tbase: float) -> _Track | None:
+    """Arrays of the points of the known users (``None`` without points)."""
+    if points is None or not len(points):
+        return None
+    u = users.get_indexer(points["user_id"].to_numpy(dtype=object))
+    t = schema.to_unix(points["ts"]) - tbase
+    lat = points["lat"].to_numpy(dtype="float64", na_value=np.nan)
+    lon = points["lon"].to_numpy(dtype="float64", na_value=np.nan)
+    ok = (u >= 0) & ~np.isnan(t) & ~np.isnan(lat) & ~np.isnan(lon)
+    u, t, lat, lon = u[ok], t[ok], lat[ok], lon[ok]
+    order = np.lexsort((t, u))
+    u, t, lat, lon = u[order], t[order], lat[order], lon[order]
+    return _Track(u, t, lat, lon, u.astype("float64") * _SPAN + t)
+
+
+def _ride_runs(tr: _Track, p: FusionParams) -> dict[str, np.ndarray]:
+    """Vehicle rides in the phone's points: runs of moves at least ``ride_mps`` fast, stops up
+    to ``ride_stop_s`` bridged, at least ``min_ride_m`` from first to last point.
+
+    Returns arrays per run: ``a``/``b`` (first/last point index), ``key_a``/``key_b`` (sort
+    keys of their times), ``calm_before``/``calm_after`` (the tester moved slower than
+    ``walk_mps`` over ``settle_s`` before the start / after the end, or the phone saw nothing
+    then)."""
+    empty = {k: np.zeros(0, dtype=int if k in ("a", "b") else (bool if k.startswith("calm") else float))
+             for k in ("a", "b", "key_a", "key_b", "calm_before", "calm_after")}
+    n = len(tr.t)
+    if n < 2:
+        return empty
+    dt = np.diff(tr.t)
+    d = haversine_m(tr.lat[:-1], tr.lon[:-1], tr.lat[1:], tr.lon[1:])
+    fast = (tr.u[1:] == tr.u[:-1]) & (d >= p.ride_mps * np.maximum(dt, 1.0)) & (dt <= p.settle_s + p.ride_stop_s)
+    f = np.flatnonzero(fast)  # move f goes from point f to point f + 1
+    if not len(f):
+        return empty
+    brk = np.r_[True, (tr.u[f[1:]] != tr.u[f[:-1]]) | (tr.t[f[1:]] - tr.t[f[:-1] + 1] > p.ride_stop_s)]
+    a = f[brk]
+    b = f[np.r_[brk[1:], True]] + 1
+    keep = haversine_m(tr.lat[a], tr.lon[a], tr.lat[b], tr.lon[b]) >= p.min_ride_m
+    a, b = a[keep], b[keep]
+    # the last point at most settle_s after the end / the first at most settle_s before the start
+    k = np.searchsorted(tr.key, tr.key[b] + p.settle_s, side="right") - 1
+    span = tr.t[k] - tr.t[b]
+    calm_after = (span <= 0) | (haversine_m(tr.lat[b], tr.lon[b], tr.lat[k], tr.lon[k])
+                                < p.walk_mps * np.maximum(span, 1.0))
+    j = np.searchsorted(tr.key, tr.key[a] - p.settle_s, side="left")
+    span = tr.t[a] - tr.t[j]
+    calm_before = (span <= 0) | (haversine_m(tr.lat[j], tr.lon[j], tr.lat[a], tr.lon[a])
+                                 < p.walk_mps * np.maximum(span, 1.0))
+    return {"a": a, "b": b, "key_a": tr.key[a], "key_b": tr.key[b],
+            "calm_before": calm_before, "calm_after": calm_after}
+
+
+def _nearest_run(keys: np.ndarray, lat: np.ndarray, lon: np.ndarray, run_keys: np.ndarray,
+                 run_lat: np.ndarray, run_lon: np.ndarray, p: FusionParams) -> np.ndarray:
+    """For each query (sort key, place), the run whose ``run_keys`` time is nearest within
+    ``skew_s`` and whose point lies within ``near_m`` of the place (unknown place: any);
+    -1 when none. ``run_keys`` sorted."""
+    out = np.full(len(keys), -1)
+    if not len(keys) or not len(run_keys):
+        return out
+    lo = np.searchsorted(run_keys, keys - p.skew_s, side="left")
+    hi = np.searchsorted(run_keys, keys + p.skew_s, side="right")
+    cnt = np.maximum(hi - lo, 0)
+    if not cnt.sum():
+        return out
+    q = np.repeat(np.arange(len(keys)), cnt)
+    r = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    dd = haversine_m(lat[q], lon[q], run_lat[r], run_lon[r])
+    ok = ~(dd > p.near_m)
+    c = pd.DataFrame({"q": q[ok], "r": r[ok], "dt": np.abs(run_keys[r[ok]] - keys[q[ok]])})
+    c = c.sort_values(["q", "dt"], kind="stable").drop_duplicates("q")
+    out[c["q"].to_numpy()] = c["r"].to_numpy()
+    return out
+
+
+def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec, tr: _Track | None,
+               p: FusionParams) -> tuple[pd.DataFrame, np.ndarray]:
+    """Cuts at the start and end of the ride each record shows in the phone's points.
+
+    A bus validation's boarding starts a ride (its end is the alighting: the phone's speed
+    drops to a walk); a parking entry ends a drive, a parking exit starts one (rentals are
+    left out: their own start and end times bound the ride). A ride's end
+    cuts the section it falls in when the tester then walks or waits (``calm_after``), its
+    start when they walked or waited before (``calm_before``), each part at least
+    ``min_cut_s`` long. A second bus boarding inside a section that already holds one cuts it
+    at its own time (a transfer the GPS did not see).
+
+    Returns the cuts (``sec``, ``t``, ``lat``, ``lon``, ``min_s`` and ``after_ride``: the
+    part starting at the cut follows a ride and must not be merged into it) and, per event,
+    the time the phone saw it (the ride's start or end; NaN when no ride was found)."""
+    cols = ["sec", "t", "lat", "lon", "min_s", "after_ride"]
+    seen = np.full(len(ev), np.nan)
+    if not len(sec.t0):
+        return pd.DataFrame(columns=cols), seen
+    role = ev["role"].to_numpy()
+    key = ev_u.astype("float64") * _SPAN + ev["t"].to_numpy()
+    lat, lon = ev["lat"].to_numpy(), ev["lon"].to_numpy()
+    board = (ev_src == "yelo_bus") & ev["primary"].to_numpy() & (ev_u >= 0)
+    out = []
+    if tr is not None:
+        runs = _ride_runs(tr, p)
+        a, b = runs["a"], runs["b"]
+        starts = np.flatnonzero((board | ((ev_src == "parking") & (role == 0))) & (ev_u >= 0))
+        ends = np.flatnonzero((ev_src == "parking") & (role == 1) & (ev_u >= 0))
+        rs = _nearest_run(key[starts], lat[starts], lon[starts], runs["key_a"], tr.lat[a], tr.lon[a], p)
+        re_ = _nearest_run(key[ends], lat[ends], lon[ends], runs["key_b"], tr.lat[b], tr.lon[b], p)
+        seen[starts[rs >= 0]] = tr.t[a[rs[rs >= 0]]]
+        seen[ends[re_ >= 0]] = tr.t[b[re_[re_ >= 0]]]
+        run = np.unique(np.r_[rs[rs >= 0], re_[re_ >= 0]])
+        for pt, calm, after in ((a[run], runs["calm_before"][run], False), (b[run], runs["calm_after"][run], True)):
+            pt = pt[calm]
+            out.append(pd.DataFrame({"k": tr.key[pt], "t": tr.t[pt], "lat": tr.lat[pt], "lon": tr.lon[pt],
+                                     "min_s": p.min_cut_s, "after_ride": after}))
+    # transfers: the second (third...) boarding inside one section
+    bi = np.flatnonzero(board & ~np.isnan(key))
+    if len(bi):
+        s = np.searchsorted(sec.key0, key[bi], side="right") - 1
+        ok = (s >= 0) & (sec.ucode[np.maximum(s, 0)] == ev_u[bi]) & (ev["t"].to_numpy()[bi] < sec.t1[np.maximum(s, 0)])
+        tb = pd.DataFrame({"s": s[ok], "k": key[bi][ok], "t": ev["t"].to_numpy()[bi][ok],
+                           "lat": lat[bi][ok], "lon": lon[bi][ok]}).sort_values(["s", "t"], kind="stable")
+        later = (tb["s"].shift(1).to_numpy() == tb["s"].to_numpy()) & (tb["t"].diff().to_numpy() >= p.min_split_s)
+        tb = tb[later]
+        out.append(pd.DataFrame({"k": tb["k"].to_numpy(), "t": tb["t"].to_numpy(), "lat": tb["lat"].to_numpy(),
+                                 "lon": tb["lon"].to_numpy(), "min_s": p.min_split_s, "after_ride": False}))
+    if not out:
+        return pd.DataFrame(columns=cols), seen
+    c = pd.concat(out, ignore_index=True)
+    s = np.searchsorted(sec.key0, c["k"].to_numpy(), side="right") - 1
+    sp = np.maximum(s, 0)
+    inside = (s >= 0) & (c["k"].to_numpy() < sec.ucode[sp] * _SPAN + sec.t1[sp]) & ~sec.user_set[sp]
+    c = c[inside].assign(sec=s[inside])
+    return c[cols].reset_index(drop=True), seen
+
+
+def _blind(records: pd.DataFrame, ev: pd.DataFrame, ev_u: np.ndarray, tr: _Track | None,
+           p: FusionParams) -> np.ndarray:
+    """Per record: a Yélo record after whose moment (boarding, rental or booking start) the
+    phone recorded at most one point for ``blind_s`` (or the rental's length, at least
+    ``min_split_s``, when shorter) -- the phone was off: the trip was not seen."""
+    out = np.zeros(len(records), bool)
+    if tr is None:
+        return out
+    src = records["source"].to_numpy(dtype=object)
+    prim = ev["primary"].to_numpy()
+    rec = ev["rec"].to_numpy()
+    sel = np.flatnonzero(prim & (ev_u >= 0) & (src[rec] != "parking") & ~np.isnan(ev["t"].to_numpy()))
+    if not len(sel):
+        return out
+    t = ev["t"].to_numpy()[sel]
+    r1 = ev["r1"].to_numpy()[sel]
+    w = np.where(np.isnan(r1), p.blind_s, np.clip(r1 - t, p.min_split_s, p.blind_s))
+    k = ev_u[sel].astype("float64") * _SPAN + t
+    n = np.searchsorted(tr.key, k + w, side="right") - np.searchsorted(tr.key, k, side="left")
+    out[rec[sel]] = n <= 1
+    return out
+
+
 # --------------------------------------------------------------------------- splitting
 
 def _split_sections(sec: _Sec, cuts: pd.DataFrame, p: FusionParams) -> pd.DataFrame:
     """Cut sections at the given times. ``cuts``: ``sec`` (row of ``sec.frame``), ``t`` (s,
-    relative), ``lat``, ``lon`` (the record's place, used as the part boundary). Returns the
-    new sections frame (same internal columns as ``sec.frame``)."""
+    relative), ``lat``, ``lon`` (the record's place, used as the part boundary), optional
+    ``min_s`` (shortest part the cut may leave, default ``min_split_s``) and ``after_ride``
+    (the part starting at the cut follows a ride). Returns the new sections frame (same
+    internal columns as ``sec.frame``)."""
     df = sec.frame
-    cuts = cuts.sort_values(["sec", "t"]).drop_duplicates(["sec", "t"])
-    # keep cuts at least min_split_s apart from each other and from the section ends
+    cuts = cuts.copy()
+    if "min_s" not in cuts:
+        cuts["min_s"] = p.min_split_s
+    if "after_ride" not in cuts:
+        cuts["after_ride"] = False
+    cuts["min_s"] = cuts["min_s"].astype("float64")
+    cuts["after_ride"] = cuts["after_ride"].astype(bool)
+    # at one time, the strictest cut (after_ride wins)
+    cuts = cuts.sort_values(["sec", "t", "after_ride"], ascending=[True, True, False]).drop_duplicates(["sec", "t"])
+    # keep cuts at least min_s apart from each other and from the section ends
     s0 = sec.t0[cuts["sec"].to_numpy()]
     s1 = sec.t1[cuts["sec"].to_numpy()]
     tc = cuts["t"].to_numpy()
-    keep = (tc - s0 >= p.min_split_s) & (s1 - tc >= p.min_split_s)
+    ms = cuts["min_s"].to_numpy()
+    keep = (tc - s0 >= ms) & (s1 - tc >= ms)
     cuts = cuts[keep]
     prev_same = cuts["sec"].shift(1).to_numpy() == cuts["sec"].to_numpy()
-    close = prev_same & (cuts["t"].diff().to_numpy() < p.min_split_s)
+    close = prev_same & (cuts["t"].diff().to_numpy() < cuts["min_s"].to_numpy())
     cuts = cuts[~close]
     if cuts.empty:
         return df
@@ -540,6 +751,8 @@ def _split_sections(sec: _Sec, cuts: pd.DataFrame, p: FusionParams) -> pd.DataFr
     parts["_lat0"], parts["_lon0"], parts["_lat1"], parts["_lon1"] = plat0, plon0, plat1, plon1
     parts["distance_m"] = parts["distance_m"].to_numpy(dtype="float64") * frac
     parts["duration_s"] = pt1 - pt0
+    parts["_after_ride"] = np.where(is_first, parts["_after_ride"].to_numpy(dtype=bool),
+                                    cuts["after_ride"].to_numpy()[cprev])
     if geoms is not None:
         parts["geometry"] = geoms
     keep_rows = ncut == 0
@@ -604,7 +817,7 @@ def _split_geometry(df, part_sec, part_k, plat0, plon0, plat1, plon1, is_first, 
 # --------------------------------------------------------------------------- main entry
 
 def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
-         params: FusionParams = FusionParams()) -> FusionResult:
+         params: FusionParams = FusionParams(), points: pd.DataFrame | None = None) -> FusionResult:
     """Attach records to sections, refine modes, split sections, create record-only trips.
 
     Parameters
@@ -616,6 +829,12 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         Schema ``records`` with ``start_lat/lon`` (and ``end_lat/lon`` when known) filled by
         the ingest packages. Any previous ``trip_id``/``section_id`` is recomputed.
     params : FusionParams
+    points : DataFrame, optional
+        The phone's points (``user_id``, ``ts``, ``lat``, ``lon``; e.g. the segmentation's
+        ``labelled_points``). With them a bus ride, or a drive into or out of a car park, is
+        cut out of a section where the phone's speed rises and drops (a 1-3 minute ride the
+        segmentation merged with the walk after it), and a Yélo record after which the phone
+        recorded nothing makes a record-only trip.
 
     Returns
     -------
@@ -672,9 +891,15 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     safe = np.maximum(s_idx, 0)
     differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)
     cut &= (deep | landing) & differs
-    if cut.any():
+    track = _track(points, users, tbase)
+    rides, seen = _ride_cuts(ev, ev_u, ev_src, sec, track, p)
+    # events the phone saw (a ride starting or ending there): matched at the phone's time
+    ev["t"] = np.where(np.isnan(seen) | (ev_src != "parking"), ev["t"].to_numpy(), seen)
+    if cut.any() or len(rides):
         cuts = pd.DataFrame({"sec": s_idx[cut], "t": ev["t"].to_numpy()[cut],
-                             "lat": ev["lat"].to_numpy()[cut], "lon": ev["lon"].to_numpy()[cut]})
+                             "lat": ev["lat"].to_numpy()[cut], "lon": ev["lon"].to_numpy()[cut],
+                             "min_s": p.min_split_s, "after_ride": False})
+        cuts = pd.concat([cuts, rides], ignore_index=True) if len(rides) else cuts
         new = _split_sections(sec, cuts, p)
         if len(new) != len(sec.frame):
             sec = _rebuild(new, sec)
@@ -718,9 +943,11 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         sdist = sf["distance_m"].to_numpy(dtype="float64", na_value=np.nan)
         still = (sdur > p.min_split_s + p.skew_s) & (sdist < p.still_mps * sdur)
         gap_rec = (rec_sec >= 0) & still[np.maximum(rec_sec, 0)]
-        if gap_rec.any():
-            rec_sec = np.where(gap_rec, -1, rec_sec)
-            claims = claims[~gap_rec[claims["rec"].to_numpy()]]
+    # a Yélo record after which the phone recorded nothing (phone off) was not seen either
+    gap_rec |= _blind(records, ev, ev_u, track, p)
+    if gap_rec.any():
+        rec_sec = np.where(gap_rec, -1, rec_sec)
+        claims = claims[~gap_rec[claims["rec"].to_numpy()]]
     claims = claims.sort_values(["sec", "cost"], kind="stable").drop_duplicates(["sec", "rec"])
     claims["mode"] = rec_mode[claims["rec"].to_numpy()]
     claims["msrc"] = pd.Series(src[claims["rec"].to_numpy()]).map(SOURCE_MODE_SOURCE).to_numpy()
@@ -814,7 +1041,7 @@ def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionP
     if "sensed_mode" in df:  # the phone's own hint says the tester walked: the ride is over
         cont &= df["sensed_mode"].to_numpy(dtype=object) != "WALKING"
     same_trip = np.r_[False, (trip[1:] == trip[:-1]) & (sec.ucode[1:] == sec.ucode[:-1])]
-    joinable = cont & same_trip  # row i may be merged into row i-1's ride
+    joinable = cont & same_trip & ~df["_after_ride"].to_numpy(dtype=bool)  # row i may be merged into row i-1's ride
     # group id: a head starts a group; a joinable row that follows a grouped row joins it
     start = np.zeros(n, bool)
     start[heads] = True

@@ -10,7 +10,8 @@ the real ingest code, then fused by :func:`pipeline.fusion.fuse` against
   to what a classifier could see (BIKESHARE -> BICYCLING, CARSHARE -> CAR, FERRY -> UNKNOWN,
   confidence 0.7), so the operator records must do the refining;
 * ``segmented`` -- the sections our own segmentation (:func:`pipeline.segment.segment_user`)
-  finds in the world's noisy points, with rule modes when :mod:`pipeline.modes` is available.
+  finds in the world's noisy points, with rule modes when :mod:`pipeline.modes` is available,
+  fused with the segmentation's clean points (as the ``fuse`` stage does).
 
 A segmented section is scored against the true section it overlaps most in time.
 """
@@ -199,7 +200,7 @@ def evaluate_world(world, *, segmented: bool = True, params=None) -> tuple[list[
         except ImportError:
             ssec = ssec.assign(mode=ssec["sensed_mode"].fillna("UNKNOWN") if "sensed_mode" in ssec else "UNKNOWN")
         t0 = time.perf_counter()
-        res = fuse(seg["trips"], ssec, records, params)
+        res = fuse(seg["trips"], ssec, records, params, points=seg["labelled_points"])
         scores.append(score(res, ts, world.record_truth, "segmented sections", time.perf_counter() - t0,
                             exact_ids=False, note=note))
     return scores, stats

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pandas as pd
 
 NAME = "fuse"
-VERSION = "1"
-INPUTS = ("trips", "sections", "records")
+VERSION = "2"
+INPUTS = ("trips", "sections", "records", "labelled_points")
 OUTPUTS = ("trips", "sections", "records", "conflicts")
 
 
@@ -34,8 +34,10 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     Parameters
     ----------
     inputs : dict of DataFrame
-        ``trips``, ``sections`` (schema tables, from the previous stages) and ``records``
-        (schema ``records``, from ``emission-ext ingest``).
+        ``trips``, ``sections`` (schema tables, from the previous stages), ``records``
+        (schema ``records``, from ``emission-ext ingest``) and ``labelled_points`` (the
+        segmentation's clean points: where the phone's speed rises and drops around a
+        record, and whether the phone recorded anything after it; optional).
     ctx : StageContext
         ``ctx.param("fuse")`` may hold a :class:`pipeline.fusion.FusionParams` or a dict of
         its fields.
@@ -50,7 +52,8 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     p = ctx.param(NAME)
     if isinstance(p, dict):
         p = FusionParams(**p)
-    res = fuse(inputs["trips"], inputs["sections"], inputs["records"], p or FusionParams())
+    res = fuse(inputs["trips"], inputs["sections"], inputs["records"], p or FusionParams(),
+               points=inputs.get("labelled_points"))
     conflicts = res.conflicts.copy()
     if not len(conflicts):
         conflicts = conflicts.assign(user_id=pd.Series([], dtype=object))

@@ -399,3 +399,86 @@ def test_long_wait_at_the_stop_before_boarding_is_cut_off():
     # a boarding 4 min in, near the section start, is the start itself (clock skew): no cut
     res = fuse(t, s, recs(rec("V1", "yelo_bus", 4.0, 1)))
     assert list(res.sections["section_id"]) == ["t1-s0"]
+
+
+# --------------------------------------------------------------------------- with the phone's points
+
+def points_along(*moves, user="u1", every_s=30.0):
+    """The phone's points every ``every_s`` along moves ``(t0 min, t1 min, (lat, lon), (lat, lon))``
+    (straight lines at constant speed); no points between moves that do not touch."""
+    rows = []
+    for a, b, p, q in moves:
+        n = max(int(round((b - a) * 60 / every_s)), 1)
+        for k in range(n):
+            f = k / n
+            rows.append(dict(user_id=user, ts=ts(a + f * (b - a)), lat=p[0] + f * (q[0] - p[0]),
+                             lon=p[1] + f * (q[1] - p[1])))
+    return pd.DataFrame(rows)
+
+
+MID23 = (46.1575, -1.150)  # between P[2] and P[3], ~280 m north of P[2]
+
+
+def test_short_bus_ride_merged_with_the_walk_after_it_is_cut_where_the_speed_drops():
+    # walk 10 min to the stop, wait 2 min, a 1-minute bus ride (550 m), then 7 min on foot: the
+    # segmentation made one walking section of it all
+    t, s = make([("WALKING", 0, 20, [0, 1, 2], 0.6)])
+    s["geometry"] = wkb(P[0], P[1], P[2], MID23)
+    pts = points_along((0, 10, P[0], P[1]), (10, 12, P[1], P[1]), (12, 13, P[1], P[2]), (13, 20.01, P[2], MID23))
+    r = recs(rec("V1", "yelo_bus", 12.2, 1))
+    without = fuse(t, s, r)
+    assert matched(without, "V1")[1] == "t1-s0.2"  # the walk after the ride is taken for the ride
+    res = fuse(t, s, r, points=pts)
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2", "t1-s0.3"]
+    assert matched(res, "V1") == ("t1", "t1-s0.2")
+    ride = sec.loc["t1-s0.2"]
+    assert ride["mode"] == "BUS" and abs((ride["start_ts"] - ts(12)).total_seconds()) <= 30
+    assert abs((ride["end_ts"] - ts(13)).total_seconds()) <= 30
+    assert sec.loc["t1-s0.3", "mode"] == "WALKING" and sec.loc["t1-s0.1", "mode"] == "WALKING"
+    schema.validate(res.sections, "sections")
+
+
+def test_a_stop_during_the_ride_does_not_end_it():
+    # the bus stands 1.5 min at a stop half-way: the ride goes on, nothing is cut
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 5, 16.5, [1, 3, 5], 0.6), ("WALKING", 16.5, 22, [5, 6], 0.9)])
+    pts = points_along((0, 5, P[0], P[1]), (5, 10, P[1], P[3]), (10, 11.5, P[3], P[3]), (11.5, 16.5, P[3], P[5]),
+                       (16.5, 22, P[5], P[6]))
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.1, 1)), points=pts)
+    assert not res.sections["section_id"].str.contains(".", regex=False).any()
+    assert matched(res, "V1") == ("t1", "t1-s1") and mode_of(res, "t1-s1")[0] == "BUS"
+
+
+def test_the_walk_after_a_ride_is_not_merged_into_it():
+    # the classifier called the whole ride + walk CAR and the phone's hint too: without the
+    # points the walk stays on the ride; with them it is cut off and kept out of the merge
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 5, 15, [1, 3, 4], 0.6)])
+    s["sensed_mode"] = ["WALKING", "CAR"]
+    s["geometry"] = [wkb(P[0], P[1]), wkb(P[1], P[3], P[4])]
+    pts = points_along((0, 5, P[0], P[1]), (5, 9, P[1], P[3]), (9, 15.01, P[3], P[4]))
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.1, 1)), points=pts)
+    sec = res.sections.set_index("section_id")
+    assert matched(res, "V1") == ("t1", "t1-s1.1") and sec.loc["t1-s1.1", "mode"] == "BUS"
+    assert sec.loc["t1-s1.2", "mode"] == "CAR" and sec.loc["t1-s1.2", "mode_source"] == "classifier"
+    assert abs((sec.loc["t1-s1.1", "end_ts"] - ts(9)).total_seconds()) <= 30
+
+
+def test_phone_off_after_the_validation_makes_a_record_only_trip():
+    # the phone stopped recording after 5 min and came back 20 min later: the segmentation
+    # bridged the gap into one walking section (moving on average, so not "still")
+    t, s = make([("WALKING", 0, 30, [0, 2, 6], 0.6)])
+    pts = points_along((0, 5, P[0], P[1]), (25, 30, P[5], P[6]))
+    r = recs(rec("V1", "yelo_bus", 6, 1))
+    assert matched(fuse(t, s, r), "V1")[0] == "t1"
+    res = fuse(t, s, r, points=pts)
+    trip_id, sid = matched(res, "V1")
+    assert trip_id == "rec-yelo_bus:V1" and sid == "rec-yelo_bus:V1"
+    assert res.trips.set_index("trip_id").loc[trip_id, "origin"] == "record"
+
+
+def test_second_boarding_inside_one_bus_section_is_a_transfer():
+    # two bus rides the segmentation merged (a transfer without walking): cut at the second boarding
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("BUS", 5, 25, [1, 3, 6], 0.6), ("WALKING", 25, 30, [6, 7], 0.9)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.2, 1), rec("V2", "yelo_bus", 14, 3)))
+    assert matched(res, "V1") == ("t1", "t1-s1.1") and matched(res, "V2") == ("t1", "t1-s1.2")
+    assert mode_of(res, "t1-s1.1")[0] == mode_of(res, "t1-s1.2")[0] == "BUS"
