@@ -482,3 +482,18 @@ def test_second_boarding_inside_one_bus_section_is_a_transfer():
     res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.2, 1), rec("V2", "yelo_bus", 14, 3)))
     assert matched(res, "V1") == ("t1", "t1-s1.1") and matched(res, "V2") == ("t1", "t1-s1.2")
     assert mode_of(res, "t1-s1.1")[0] == mode_of(res, "t1-s1.2")[0] == "BUS"
+
+
+@pytest.mark.parametrize("skew_s", [-180, -90, 90, 180])
+def test_parking_and_rental_clock_skew_up_to_three_minutes(skew_s):
+    # the parking operator's and the bike-share's clocks are off by up to 3 min
+    sk = skew_s / 60.0
+    t1, s1 = make([("CAR", 0, 20, [0, 5], 0.7), ("WALKING", 20, 25, [5, 6], 0.9)], trip="t1")
+    t2, s2 = make([("WALKING", 60, 63, [6, 7], 0.9), ("BICYCLING", 63, 80, [7, 11], 0.6),
+                   ("WALKING", 80, 84, [11, 10], 0.9)], trip="t2")
+    r = recs(rec("S1", "parking", 20 + sk, 5, t1=300 + sk), rec("B1", "yelo_bike", 63 + sk, 7, t1=80 + sk, end_place=11))
+    res = fuse(pd.concat([t1, t2]), pd.concat([s1, s2]), r)
+    assert matched(res, "S1") == ("t1", "t1-s0") and mode_of(res, "t1-s0")[:2] == ["CAR", "parking"]
+    assert matched(res, "B1") == ("t2", "t2-s1") and mode_of(res, "t2-s1")[:2] == ["BIKESHARE", "yelo"]
+    assert mode_of(res, "t2-s0")[0] == mode_of(res, "t2-s2")[0] == "WALKING"
+    assert res.summary()["sections_split"] == 0
