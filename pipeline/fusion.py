@@ -1087,8 +1087,9 @@ def _concat_lines(wkb: np.ndarray, group: np.ndarray, groups: np.ndarray) -> np.
     counts = np.bincount(owner, minlength=len(groups))
     ok = counts >= 2
     keep = ok[owner]
-    lines = shapely.linestrings(coords[keep], indices=owner[keep])
     idx = np.flatnonzero(ok)
+    # shapely wants dense indices 0..k-1: number the groups that have a line
+    lines = shapely.linestrings(coords[keep], indices=np.searchsorted(idx, owner[keep]))
     out[idx] = shapely.to_wkb(lines) if len(idx) else out[idx]
     # groups with a single vertex in all: keep their first row's geometry
     first_geom = pd.Series(wkb).groupby(group).first()

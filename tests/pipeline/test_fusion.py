@@ -497,3 +497,15 @@ def test_parking_and_rental_clock_skew_up_to_three_minutes(skew_s):
     assert matched(res, "B1") == ("t2", "t2-s1") and mode_of(res, "t2-s1")[:2] == ["BIKESHARE", "yelo"]
     assert mode_of(res, "t2-s0")[0] == mode_of(res, "t2-s2")[0] == "WALKING"
     assert res.summary()["sections_split"] == 0
+
+
+def test_merged_pieces_after_a_section_without_geometry():
+    # regression: a section without geometry before a merged ride made shapely reject the
+    # (non-dense) line indices
+    from pipeline.fusion import _concat_lines
+
+    wkbs = np.array([None, wkb(P[0], P[1]), wkb(P[1], P[2]), wkb(P[3], P[4])], dtype=object)
+    out = _concat_lines(wkbs, np.array([0, 1, 1, 3]), np.array([0, 1, 3]))
+    assert out[0] is None
+    assert shapely.get_num_coordinates(shapely.from_wkb(out[1])) == 4
+    assert shapely.get_num_coordinates(shapely.from_wkb(out[2])) == 2
