@@ -23,7 +23,9 @@ user at once (in blocks of whole users) instead of one point at a time:
   calls the tail still; a first fix after a silence is preceded by the real departure, taken
   back by distance over speed (:func:`departure_times`).
 * Moves that never leave the ``dwell_radius_m`` circle, or are shorter than
-  ``min_trip_distance_m`` or ``min_trip_duration_s``, are GPS jitter.
+  ``min_trip_distance_m`` or ``min_trip_duration_s``, are GPS jitter. A move whose first fix
+  follows a silence (the phone woke past its geofence) is measured from the fix before the
+  silence, where the tester set off, so a short walk is not lost for the part the phone slept.
 * A trip still moving at the end of the data ends at the last point (its end place has no
   ``exit_ts``).
 """
@@ -526,6 +528,16 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
     # a stay point before a silence is not the departure: the tester left during the silence
     s_ext = np.where((s_ext < s) & (dt[s] > p.departure_gap_s), s, s_ext)
     dep, arr = _trim_to_radius(x, y, s_ext, e_ext, p.dwell_radius_m)
+    # a trip whose first fix follows a silence began where the fix before it was (the phone
+    # woke up once past its geofence, ~100 m out): the jitter checks below measure from there,
+    # so a short walk is not dropped for the part the phone slept through
+    woke = ((s_ext == s) & (s_ext > 0) & ~tr.new_user[s_ext] & (dt[s_ext] > p.departure_gap_s)
+            & (disp[s_ext] <= DEPARTURE_MAX_BACK_M))
+    if woke.any():
+        dep_w, arr_w = _trim_to_radius(x, y, s_ext[woke] - 1, e_ext[woke], p.dwell_radius_m)
+    leaves = arr > dep
+    if woke.any():
+        leaves[woke] |= arr_w > dep_w
     if p.end_at == "arrival":
         e_ext = arr
     else:
@@ -545,11 +557,11 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
         if p.end_at == "midpoint":  # between the arrival and the window median
             e_ext = np.where(trim, e_ext, np.maximum((arr_near + e_ext) // 2, s_ext))
         # moves that never leave the radius are dropped below
-        e_ext = np.where(arr > dep, e_ext, s_ext)
+        e_ext = np.where(leaves, e_ext, s_ext)
 
     # filter jitter: too few points, too short
     cum = np.cumsum(np.where(brk, 0.0, disp))
-    dist = cum[e_ext] - cum[s_ext]
+    dist = cum[e_ext] - cum[s_ext] + np.where(woke, disp[s_ext], 0.0)
     dur = t[e_ext] - t[s_ext]
     ok = (e_ext > s_ext) & (dist >= p.min_trip_distance_m) & (dur >= p.min_trip_duration_s)
     return s_ext[ok].astype(np.int64), e_ext[ok].astype(np.int64)

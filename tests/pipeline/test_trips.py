@@ -102,3 +102,17 @@ def test_departure_not_taken_back_across_a_trip_made_with_the_phone_off():
     assert len(trips) == 2
     start = trips["start_ts"].iloc[1].timestamp() - T0
     assert 30000 - 30 <= start <= 30000  # at most ~250 m at 10 m/s taken back
+
+
+def test_short_walk_after_a_geofence_wake_up_is_a_trip():
+    # Android: the phone rests at home (fixes every 30 s), stops tracking, and wakes 120 m out
+    # when the tester walks to a shop 300 m away; six fixes of the walk, then the shop
+    home = np.arange(0, 1800, 30.0)
+    walk = 7200 + np.arange(0, 150, 30.0)
+    shop = walk[-1] + 30 + np.arange(0, 420, 30.0)
+    x = np.r_[np.zeros(home.size), 120 + 1.3 * (walk - 7200), np.full(shop.size, 300.0)]
+    rng = np.random.default_rng(0)
+    x = x + rng.normal(0, 3, x.size)
+    _, trips = segment_trips(frame(np.r_[home, walk, shop], x, rng.normal(0, 3, x.size)))
+    assert len(trips) == 1
+    assert abs(trips["start_ts"].iloc[0].timestamp() - T0 - (7200 - 120 / 1.3)) <= 60
