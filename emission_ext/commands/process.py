@@ -7,22 +7,56 @@ every input (e-mission JSON, CSV, GPX, GeoLife), segment all users at once with
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from .. import schema
 from ..errors import InputError
+
+# pandas, numpy and the pipeline are imported inside the functions: the CSV parse starts in
+# a background thread first and runs while they load (see emission_ext.io.csv_arrow)
 
 FORMATS = ("auto", "emission", "csv", "gpx", "geolife")
 
+#: Output tables, in the order they are written.
+TABLES = ("trips", "sections", "places")
 
-def read_inputs(paths, fmt: str, skip_bad: bool):
-    """Read and concatenate every input file; returns (points, motion, transitions, skipped)."""
+#: Fewer points than this per worker are segmented in one process (a fork costs more).
+MIN_POINTS_PER_JOB = 100_000
+
+
+def prefetch_csv(paths, fmt: str):
+    """Start parsing a single CSV input in the background (:class:`~emission_ext.io.csv_arrow.
+    Prefetch`), before the heavy imports; None for anything else."""
+    if len(paths) != 1 or fmt not in ("auto", "csv"):
+        return None
+    name = str(paths[0]).lower()
+    if fmt == "auto" and not name.endswith(".csv"):
+        return None  # let format detection look at the content
+    from ..io.csv_arrow import Prefetch
+
+    return Prefetch(paths[0])
+
+
+def read_inputs(paths, fmt: str, skip_bad: bool, prefetch=None):
+    """Read and concatenate every input file; returns (points, motion, transitions, skipped).
+
+    ``prefetch``: the background parse of the single CSV input (:func:`prefetch_csv`)."""
+    import pandas as pd
+
+    from .. import schema
     from ..io.readers import read
 
+    if prefetch is not None:
+        from ..io.csv_points import read_csv_points
+
+        raw = read_csv_points(paths[0], skip_bad=skip_bad, prefetch=prefetch)
+        return raw.points, None, None, raw.skipped
     pts, mot, trn, skipped = [], [], [], 0
     if len(paths) > 1:  # a bar for one file says nothing (and tqdm costs ~50 ms to import)
         from ._common import progress
@@ -48,6 +82,96 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
     return points, cat(mot), cat(trn), skipped
 
 
+def auto_jobs(n_points: int, n_users: int) -> int:
+    """Worker processes worth forking: one per usable core, at least
+    :data:`MIN_POINTS_PER_JOB` points and one user each; 1 where ``os.fork`` is missing."""
+    if not hasattr(os, "fork"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, n_users, n_points // MIN_POINTS_PER_JOB))
+
+
+def split_users(user_id: pd.Series, jobs: int) -> list[int] | None:
+    """Row bounds cutting points sorted by user into ``jobs`` runs of whole users with about
+    equal numbers of points; None when the ids are not sorted (then one process does all)."""
+    import numpy as np
+
+    from pipeline.clean import user_codes
+
+    codes = user_codes(user_id)[0]
+    n = codes.size
+    if jobs < 2 or n == 0 or not (codes[1:] >= codes[:-1]).all():
+        return None
+    first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each user
+    cuts = np.searchsorted(first, np.arange(1, jobs) * n / jobs)  # nearest user start above
+    cuts = np.unique(np.clip(cuts, 1, first.size - 1))
+    return [0, *first[cuts].tolist(), n] if first.size > 1 else None
+
+
+def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
+                      header: bool = True) -> dict:
+    """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
+    ``out``; returns the summary counts and step times (seconds)."""
+    from pipeline.segment import segment_user
+
+    from ..io.writers import write_table
+
+    t1 = time.perf_counter()
+    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays")
+    t2 = time.perf_counter()
+    if not no_modes:  # the shipped mode classifier (rules when none is shipped)
+        from ..models.apply import apply_modes
+
+        res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
+    t2m = time.perf_counter()
+    for name in TABLES:
+        write_table(res[name], out / f"{name}.csv", table=name, header=header)
+    t3 = time.perf_counter()
+    counts = {name: len(res[name]) for name in (*TABLES, "removed")}
+    return {**counts, "segment": t2 - t1, "modes": t2m - t2, "write": t3 - t2m}
+
+
+def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dict]:
+    """Segment the user runs ``parts`` (row bounds) in parallel: part 0 here, each other one
+    in a forked child writing into ``tmp/<k>/``. A child that fails is redone here, so
+    errors surface exactly as in one process. Returns each part's summary."""
+    kids = {}
+    for k in range(1, len(parts) - 1):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: its users only, then leave without running any parent code
+            code = 1
+            try:
+                os.close(r)
+                part = points.iloc[parts[k]:parts[k + 1]]
+                (tmp / str(k)).mkdir()
+                info = segment_and_write(part, motion, transitions, no_modes, tmp / str(k),
+                                         header=False)
+                os.write(w, json.dumps(info).encode())
+                code = 0
+            except BaseException:  # noqa: BLE001 - the parent redoes this part
+                pass
+            finally:
+                os._exit(code)
+        os.close(w)
+        kids[k] = (pid, r)
+    (tmp / "0").mkdir()
+    infos = [segment_and_write(points.iloc[parts[0]:parts[1]], motion, transitions, no_modes,
+                               tmp / "0")]
+    for k, (pid, r) in kids.items():
+        with os.fdopen(r, "rb") as fh:
+            msg = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0 and msg:
+            infos.append(json.loads(msg))
+        else:
+            shutil.rmtree(tmp / str(k), ignore_errors=True)
+            (tmp / str(k)).mkdir()
+            infos.append(segment_and_write(points.iloc[parts[k]:parts[k + 1]], motion,
+                                           transitions, no_modes, tmp / str(k), header=False))
+    return infos
+
+
 @click.command("process")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
@@ -58,35 +182,42 @@ def read_inputs(paths, fmt: str, skip_bad: bool):
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
 @click.option("--no-modes", is_flag=True,
               help="Skip the travel-mode classifier (sections keep the segmentation's speed-regime mode).")
-def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes):
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes (users are split between them); 0: one per core for "
+                   f"inputs of {MIN_POINTS_PER_JOB:,}+ points per core.")
+def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     """Segment raw INPUT files into trips, sections and places (no store)."""
-    from pipeline.segment import segment_user
-
-    from ..io.writers import write_table
-
     t0 = time.perf_counter()
-    points, motion, transitions, skipped = read_inputs(inputs, fmt, skip_bad)
+    prefetch = prefetch_csv(inputs, fmt)  # first: it parses while the imports below run
+    from ..io.writers import concat_csv
+
+    points, motion, transitions, skipped = read_inputs(inputs, fmt, skip_bad, prefetch)
     if points is None:
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays")
     n_points, n_users = len(points), points["user_id"].nunique()
-    del points, transitions  # the raw frames are not needed to write the results
-    t2 = time.perf_counter()
-    if not no_modes:  # the shipped mode classifier (rules when none is shipped)
-        from ..models.apply import apply_modes
-
-        res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
-    del motion
-    t2m = time.perf_counter()
     out = Path(out_dir)
-    for name in ("trips", "sections", "places"):
-        write_table(res[name], out / f"{name}.csv", table=name)
+    parts = split_users(points["user_id"], jobs or auto_jobs(n_points, n_users))
+    if parts is None:
+        infos = [segment_and_write(points, motion, transitions, no_modes, out)]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".process-", dir=out))
+        try:
+            infos = _forked(parts, points, motion, transitions, no_modes, tmp)
+            for name in TABLES:
+                concat_csv([tmp / str(k) / f"{name}.csv" for k in range(len(infos))],
+                           out / f"{name}.csv")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     t3 = time.perf_counter()
     if not quiet:
+        tot = {k: sum(i[k] for i in infos) for k in (*TABLES, "removed")}
+        step = {k: max(i[k] for i in infos) for k in ("segment", "modes", "write")}
         click.echo(
-            f"{n_points} points ({len(res['removed'])} removed by cleaning, {skipped} bad entries "
-            f"skipped), {n_users} users -> {len(res['trips'])} trips, "
-            f"{len(res['sections'])} sections, {len(res['places'])} places in {out}/ "
-            f"(read {t1 - t0:.2f} s, segment {t2 - t1:.2f} s, modes {t2m - t2:.2f} s, "
-            f"write {t3 - t2m:.2f} s)")
+            f"{n_points} points ({tot['removed']} removed by cleaning, {skipped} bad entries "
+            f"skipped), {n_users} users -> {tot['trips']} trips, "
+            f"{tot['sections']} sections, {tot['places']} places in {out}/ "
+            f"(read {t1 - t0:.2f} s, segment {step['segment']:.2f} s, modes {step['modes']:.2f} s, "
+            f"write {step['write']:.2f} s"
+            + (f"; {len(infos)} processes, total {t3 - t0:.2f} s)" if len(infos) > 1 else ")"))

@@ -15,6 +15,11 @@ Columns (case-insensitive, surrounding spaces ignored):
 
 Line numbers in messages are 1-based file lines (the header is line 1), assuming no quoted
 field spans several lines.
+
+A clean, comma-separated file with unix times is parsed by pyarrow on every core
+(:mod:`.csv_arrow`); the checks below then run on its columns. At the first fault (or when
+pyarrow cannot parse the file) the file is read again with pandas, which keeps each row's
+line number, so messages and ``skip_bad`` results are the same either way.
 """
 from __future__ import annotations
 
@@ -27,27 +32,14 @@ import pandas as pd
 from .. import schema
 from ..errors import InputError
 from ._common import RawData, RowChecker, const_str, finish_table, parse_times, to_float
+from .csv_arrow import ALIASES, NA_VALUES, Prefetch, match_columns, read_arrow
 
-ALIASES: dict[str, tuple[str, ...]] = {
-    "user_id": ("user_id", "user", "userid", "uid"),
-    "ts": ("ts", "time", "timestamp", "datetime", "date_time"),
-    "lat": ("lat", "latitude"),
-    "lon": ("lon", "longitude", "lng", "long"),
-    "accuracy_m": ("accuracy_m", "accuracy", "acc"),
-    "speed_mps": ("speed_mps", "speed"),
-    "heading": ("heading", "bearing", "course"),
-}
+__all__ = ["read_csv_points", "ALIASES", "Prefetch"]
 
 
 def _columns(header: list[str], path: str, need_user: bool) -> dict[str, str]:
     """Map each schema column to the file's column name; missing required ones raise."""
-    norm = {h.strip().lower(): h for h in header}
-    found: dict[str, str] = {}
-    for col, names in ALIASES.items():
-        for n in names:
-            if n in norm:
-                found[col] = norm[n]
-                break
+    found = match_columns(header)
     required = ["ts", "lat", "lon"] + (["user_id"] if need_user else [])
     for col in required:
         if col not in found:
@@ -57,8 +49,8 @@ def _columns(header: list[str], path: str, need_user: bool) -> dict[str, str]:
     return found
 
 
-def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | None = None
-                    ) -> RawData:
+def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | None = None,
+                    prefetch: Prefetch | None = None) -> RawData:
     """Read a CSV of GPS fixes into a :class:`RawData` (``source`` = ``"csv"``).
 
     Parameters
@@ -70,6 +62,9 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         Drop malformed rows (listed in ``problems``) instead of raising at the first one.
     user_id : str, optional
         User id for every row; overrides a ``user_id`` column, and makes it optional.
+    prefetch : Prefetch, optional
+        The pyarrow parse of ``path``, started earlier (``process`` starts it before its
+        imports); default: parsed here.
 
     Raises
     ------
@@ -78,6 +73,16 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         out-of-range coordinates, non-numeric or negative accuracy.
     """
     path = str(path)
+    arrow = prefetch.result() if prefetch is not None else read_arrow(path, user_id is not None)
+    if arrow is not None:
+        table, cols = arrow
+        del arrow, prefetch
+        line = np.arange(table.num_rows, dtype="int64") + 2  # no blank line: pyarrow read it
+        try:  # any fault: read again below with pandas, which knows each row's line
+            return _checked(path, table, cols, line, False, user_id, False, arrow=True)
+        except InputError:
+            pass
+        del table
     sep = ";" if _semicolon(path) else ","
     try:
         # ids as text (leading zeros), everything else parsed natively: a clean file never
@@ -87,7 +92,7 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         # ';' files come from French spreadsheets: decimal commas ("46,15"); decimal points
         # then arrive as text and are still read by the checks below
         df = pd.read_csv(path, dtype=ids, keep_default_na=False,
-                         na_values=["", "nan", "NaN", "NAN", "null", "NULL", "None"],
+                         na_values=NA_VALUES,
                          skip_blank_lines=False, skipinitialspace=True, sep=sep,
                          decimal="," if sep == ";" else ".")
     except FileNotFoundError:
@@ -106,32 +111,52 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         blank[maybe] = df.iloc[maybe].isna().all(axis=1).to_numpy()
         if blank.any():
             df, line = df[~blank].reset_index(drop=True), line[~blank]
+    return _checked(path, df, cols, line, skip_bad, user_id, sep == ";")
+
+
+def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bool,
+             user_id: str | None, comma: bool, arrow: bool = False) -> RawData:
+    """Check the rows of ``df`` (a DataFrame, or a pyarrow Table when ``arrow``) over whole
+    columns, raise the first fault or drop the bad rows, and build the points table."""
+    n = df.num_rows if arrow else len(df)
+
+    def col(name):  # one column as a Series (pyarrow: numbers zero-copy, ids as Arrow text)
+        if not arrow:
+            return df[name]
+        c = df.column(name)
+        if name == cols.get("user_id"):
+            import pyarrow.compute as pc
+
+            return pd.Series(pd.array(pc.utf8_trim_whitespace(c), dtype=schema.STR))
+        return pd.Series(c.to_numpy(), copy=False)
 
     chk = RowChecker(path, line)
     if user_id is None:
-        uid = df[cols["user_id"]].str.strip()
+        uid = col(cols["user_id"])
+        if not arrow:
+            uid = uid.str.strip()
         chk.flag(uid.isna().to_numpy() | uid.eq("").to_numpy(), cols["user_id"], "missing user id")
     else:
-        uid = pd.Series(str(user_id), index=df.index, dtype=schema.STR)
-    raw_ts = df[cols["ts"]]
+        uid = pd.Series(const_str(str(user_id), n), dtype=schema.STR)
+    raw_ts = col(cols["ts"])
     t, t_bad = parse_times(raw_ts)
     chk.flag(t_bad, cols["ts"], "bad timestamp {value!r} (expected unix seconds or ISO-8601)",
              raw_ts)
     chk.flag(np.isnan(t), cols["ts"], "missing timestamp")
-    comma = sep == ";"
-    lat, lat_nn = to_float(df[cols["lat"]], comma)
-    lon, lon_nn = to_float(df[cols["lon"]], comma)
-    chk.check_coords(lat, lon, df[cols["lat"]],
-                     df[cols["lon"]], cols["lat"], cols["lon"],
-                     lat_nn, lon_nn)
+    raw_lat, raw_lon = col(cols["lat"]), col(cols["lon"])
+    lat, lat_nn = to_float(raw_lat, comma)
+    lon, lon_nn = to_float(raw_lon, comma)
+    chk.check_coords(lat, lon, raw_lat, raw_lon, cols["lat"], cols["lon"], lat_nn, lon_nn)
+    del raw_lat, raw_lon
     opt = {}
-    for col in ("accuracy_m", "speed_mps", "heading"):
-        if col in cols:
-            v, nn = to_float(df[cols[col]], comma)
-            chk.flag(nn, cols[col], "not a number: {value!r}", df[cols[col]])
-            opt[col] = v
+    for name in ("accuracy_m", "speed_mps", "heading"):
+        if name in cols:
+            raw = col(cols[name])
+            v, nn = to_float(raw, comma)
+            chk.flag(nn, cols[name], "not a number: {value!r}", raw)
+            opt[name] = v
         else:
-            opt[col] = np.full(len(df), np.nan)
+            opt[name] = np.full(n, np.nan)
     chk.flag(opt["accuracy_m"] < 0, cols.get("accuracy_m", "accuracy"),
              "negative accuracy {value}", opt["accuracy_m"])
     opt["speed_mps"][opt["speed_mps"] < 0] = np.nan  # devices write -1 for "unknown"

@@ -40,7 +40,7 @@ FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet":
            ".pq": "parquet", ".gpkg": "gpkg"}
 CRS = "EPSG:4326"
 
-__all__ = ["write_table", "read_table", "format_from_path", "FORMATS"]
+__all__ = ["write_table", "concat_csv", "read_table", "format_from_path", "FORMATS"]
 
 
 def format_from_path(path: str | Path, fmt: str | None = None) -> str:
@@ -76,19 +76,25 @@ def _atomic(path: Path, suffix: str):
 def _geometry(df: pd.DataFrame):
     """A GeoSeries for ``df`` (from WKB ``geometry``, else ``lat``/``lon`` points) or None."""
     import geopandas as gpd
-    import shapely
 
     if "geometry" in df.columns:
-        wkb = df["geometry"].to_numpy(dtype=object)
-        wkb = np.where(pd.isna(wkb), None, wkb)
-        try:
-            geoms = shapely.from_wkb(wkb)
-        except shapely.errors.GEOSException as exc:
-            raise schema.SchemaError(_name(df), "geometry", f"invalid WKB: {exc}") from None
-        return gpd.GeoSeries(geoms, index=df.index, crs=CRS)
+        return gpd.GeoSeries(_wkb_shapes(df), index=df.index, crs=CRS)
     if "lat" in df.columns and "lon" in df.columns:
         return gpd.GeoSeries(gpd.points_from_xy(df["lon"], df["lat"]), index=df.index, crs=CRS)
     return None
+
+
+def _wkb_shapes(df: pd.DataFrame) -> np.ndarray:
+    """The WKB ``geometry`` column as shapely geometries (None stays None), without geopandas
+    (the CSV writer needs no CRS, and geopandas costs ~50 ms to import)."""
+    import shapely
+
+    wkb = df["geometry"].to_numpy(dtype=object)
+    wkb = np.where(pd.isna(wkb), None, wkb)
+    try:
+        return shapely.from_wkb(wkb)
+    except shapely.errors.GEOSException as exc:
+        raise schema.SchemaError(_name(df), "geometry", f"invalid WKB: {exc}") from None
 
 
 def _name(df: pd.DataFrame) -> str:
@@ -110,7 +116,7 @@ def _iso(s: pd.Series) -> pd.Series:
     return out.where(s.notna(), None)
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
+def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
     """CSV with the shortest exact repr of every float; text fields are quoted.
 
     pyarrow's C++ writer is ~20x faster than ``DataFrame.to_csv`` on long WKT geometries; a
@@ -122,20 +128,37 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     try:
         tbl = pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        df.to_csv(path, index=False)
+        df.to_csv(path, index=False, header=header)
         return
     import csv
     import io
 
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(tbl.column_names)  # arrow quotes every name
+    names = io.StringIO()
+    csv.writer(names, lineterminator="\n").writerow(tbl.column_names)  # arrow quotes every name
     with open(path, "wb") as fh:
-        fh.write(header.getvalue().encode("utf-8"))
+        if header:
+            fh.write(names.getvalue().encode("utf-8"))
         pacsv.write_csv(tbl, fh, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
 
 
+def concat_csv(parts: list[Path], path: str | Path) -> Path:
+    """Join CSV files written by :func:`write_table` into ``path``, atomically.
+
+    The first part carries the header; the others were written with ``header=False`` (the
+    ``process`` command's workers each write the rows of their users).
+    """
+    import shutil
+
+    path = Path(path)
+    with _atomic(path, ".csv") as tmp, open(tmp, "wb") as dst:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
-                table: str | None = None) -> Path:
+                table: str | None = None, header: bool = True) -> Path:
     """Write a table to CSV, GeoJSON, Parquet or GeoPackage, atomically.
 
     Parameters
@@ -150,6 +173,9 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
         Schema table name (``trips``, ``sections``...). When given, the frame is coerced and
         validated against it first (columns in schema order, extra columns kept after them),
         and it names the GeoPackage layer.
+    header : bool
+        CSV only: write the header line (default). ``False`` writes rows only, for a part that
+        :func:`concat_csv` appends to another.
 
     Returns
     -------
@@ -175,10 +201,9 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
         if "geometry" in out.columns:
             import shapely
 
-            g = _geometry(out)
-            out["geometry"] = shapely.to_wkt(g.to_numpy(), rounding_precision=-1)
+            out["geometry"] = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
         with _atomic(path, ".csv") as tmp:
-            _write_csv(out, tmp)
+            _write_csv(out, tmp, header)
     elif fmt == "geojson":
         import geopandas as gpd
 

@@ -34,6 +34,33 @@ def test_process_csv_two_users_keeps_leading_zeros(tmp_path):
     assert sorted(trips["user_id"].unique()) == ["007", "010"]
 
 
+def test_process_in_two_forked_jobs_equals_one_job(tmp_path):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    frames = [day(user=u, seed=k)[0] for k, u in enumerate(["007", "010", "011", "2"])]
+    pts = pd.concat(frames)
+    csv = tmp_path / "p.csv"
+    pd.DataFrame({"user_id": pts["user_id"], "ts": schema.to_unix(pts["ts"]),
+                  "lat": pts["lat"], "lon": pts["lon"]}).to_csv(csv, index=False)
+    outs = {}
+    for jobs in ("1", "2"):
+        res = CliRunner().invoke(cli, ["process", str(csv), "--no-modes", "--jobs", jobs,
+                                       "--out", str(tmp_path / jobs)])
+        assert res.exit_code == 0, res.output
+        assert ("2 processes" in res.output) == (jobs == "2")
+        outs[jobs] = {t: pd.read_csv(tmp_path / jobs / f"{t}.csv", dtype={"user_id": str})
+                      for t in ("trips", "sections", "places")}
+    assert not [p for p in (tmp_path / "2").iterdir() if p.name.startswith(".")]  # no leftovers
+    for t in ("trips", "sections", "places"):
+        one, two = outs["1"][t], outs["2"][t]
+        assert len(one) > 0 and list(one.columns) == list(two.columns)
+        # running sums start at another user: float columns agree to ~1e-12, not bit for bit
+        pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-9)
+    assert outs["2"]["trips"]["user_id"].nunique() == 4
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path):
     from emission_ext.cli import main
 

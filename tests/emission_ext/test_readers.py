@@ -372,6 +372,53 @@ def test_csv_skip_bad_lists_every_row(tmp_path):
     assert [(p.line, p.field) for p in raw.problems] == [(3, "ts"), (4, "lat"), (6, "lon")]
 
 
+def _messy_clean_csv(tmp_path):
+    """A valid CSV the pyarrow fast path takes: unsorted, repeated rows, gaps in optional
+    columns, ids with leading zeros and spaces, -1 speeds, milliseconds."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    df = pd.DataFrame({"user": rng.choice(["007", " 010", "2"], n),
+                       "time": 1.7e9 + rng.uniform(0, 86400, n).round(3),
+                       "latitude": 46.1 + rng.normal(0, 0.01, n),
+                       "lng": -1.1 + rng.normal(0, 0.01, n),
+                       "acc": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(3, 50, n)),
+                       "speed": np.where(rng.random(n) < 0.1, -1.0, rng.uniform(0, 20, n)),
+                       "extra": "x"})
+    df.loc[::7, "time"] *= 1000  # milliseconds
+    df = pd.concat([df, df.iloc[:50]])  # exact repeats
+    path = tmp_path / "messy.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_csv_fast_path_equals_pandas_path(tmp_path, monkeypatch):
+    from emission_ext.io import csv_points
+
+    path = _messy_clean_csv(tmp_path)
+    fast = read(path)
+    # the fast path never called pandas' parser
+    monkeypatch.setattr(csv_points.pd, "read_csv", lambda *a, **k: 1 / 0)
+    assert read(path).points.equals(fast.points)
+    monkeypatch.undo()
+    monkeypatch.setattr(csv_points, "read_arrow", lambda *a, **k: None)
+    slow = read(path)
+    pd.testing.assert_frame_equal(fast.points, slow.points)
+    assert (fast.duplicates, fast.skipped, fast.tz) == (slow.duplicates, slow.skipped, slow.tz)
+    assert sorted(fast.points["user_id"].unique()) == ["007", "010", "2"]
+
+
+def test_csv_prefetch_gives_the_same_points(tmp_path):
+    from emission_ext.io.csv_points import Prefetch, read_csv_points
+
+    path = _messy_clean_csv(tmp_path)
+    pd.testing.assert_frame_equal(read_csv_points(path, prefetch=Prefetch(path)).points,
+                                  read(path).points)
+    bad = _csv(tmp_path, "user_id,ts,lat,lon\nu,1700000000,46.1,-1.1\n\nu,1700000030,46.1,200\n")
+    with pytest.raises(InputError) as exc:  # parsed by pyarrow, reported from pandas' lines
+        read_csv_points(bad, prefetch=Prefetch(bad))
+    assert (exc.value.line, exc.value.field) == (4, "lon")
+
+
 def test_empty_csv(tmp_path):
     with pytest.raises(InputError, match="empty file"):
         read(_csv(tmp_path, ""))
