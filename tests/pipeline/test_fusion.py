@@ -509,3 +509,19 @@ def test_merged_pieces_after_a_section_without_geometry():
     assert out[0] is None
     assert shapely.get_num_coordinates(shapely.from_wkb(out[1])) == 4
     assert shapely.get_num_coordinates(shapely.from_wkb(out[2])) == 2
+
+
+def test_departure_from_the_car_park_is_where_the_drive_starts():
+    # 75 s on foot inside the car park to the car, then the drive: the segmentation made one
+    # CAR section of both. The exit (gate clock 70 s late) is matched where the phone saw the
+    # drive start, not at the section start that lies nearer the car park's reference point
+    car = (P[1][0] + 0.00055, P[1][1])  # the car, 60 m from the car park's point
+    t, s = make([("CAR", 0, 6, [1, 5], 0.6)])
+    s["geometry"] = wkb(P[1], car, P[5])
+    pts = points_along((0, 1.25, P[1], car), (1.25, 6, car, P[5]), (6, 6.2, P[5], P[5]))
+    r = recs(rec("S1", "parking", -600, 1, t1=1.25 + 70 / 60))  # parked the day before
+    res = fuse(t, s, r, points=pts)
+    sec = res.sections[res.sections["trip_id"] == "t1"].set_index("section_id")
+    assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
+    assert abs((sec.loc["t1-s0.2", "start_ts"] - ts(1.25)).total_seconds()) <= 30
+    assert sec.loc["t1-s0.2", "mode_source"] == "parking" and sec.loc["t1-s0.1", "mode_source"] == "classifier"
