@@ -427,7 +427,7 @@ def _transit_features(ti, params, n, g, t, lat, lon, first, last, has,
     """(n_sections, len(TRANSIT_FEATURES)) transit features; see :data:`TRANSIT_FEATURES`."""
     out = np.full((n, len(TRANSIT_FEATURES)), np.nan)
     npts = np.bincount(g, minlength=n).astype(float)
-    dbus = ti.distance_to_bus_line(lat, lon)
+    dbus, dfer = ti.distance_to_lines(lat, lon)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, 0] = _sum((dbus <= ti.params.near_m).astype(float), g, n) / npts
     out[:, 1] = group_quantiles(np.minimum(dbus, 5000.0), g, n, (0.5,))[:, 0]
@@ -459,7 +459,6 @@ def _transit_features(ti, params, n, g, t, lat, lon, first, last, has,
     fi, la = np.minimum(first, len(g) - 1), np.maximum(last, 0)
     m, _ = ti.schedule_match(lat[fi], lon[fi], t[fi], lat[la], lon[la], t[la])
     out[:, 5] = m.astype(float)
-    dfer = ti.distance_to_ferry_line(lat, lon)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, 6] = _sum((dfer <= params.ferry_near_m).astype(float), g, n) / npts
     drail = ti.distance_to_rail_station(np.r_[lat[fi], lat[la]], np.r_[lon[fi], lon[la]])

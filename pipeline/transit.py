@@ -381,6 +381,13 @@ class TransitIndex:
         cell, inside = self._cells(lat, lon)
         return np.where(inside, self.dist_bus.ravel()[cell], FAR_M).astype(float)
 
+    def distance_to_lines(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+        """Distances to the nearest bus line and to the nearest ferry route, metres (``FAR_M``
+        outside the area): both rasters read at one projection of the points."""
+        cell, inside = self._cells(lat, lon)
+        return (np.where(inside, self.dist_bus.ravel()[cell], FAR_M).astype(float),
+                np.where(inside, self.dist_ferry.ravel()[cell], FAR_M).astype(float))
+
     def distance_to_ferry_line(self, lat, lon) -> np.ndarray:
         """Distance from each point to the nearest ferry route, metres (``FAR_M`` outside)."""
         cell, inside = self._cells(lat, lon)

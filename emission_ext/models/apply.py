@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import pandas as pd
 from emission_ext.schema import DEFAULT_TZ
 
 
-#: Bump when :class:`pipeline.transit.TransitIndex` changes what it stores.
-TRANSIT_CACHE_VERSION = 1
+#: Bump when :class:`pipeline.transit.TransitIndex` changes what it stores (2: a folder of
+#: memory-mapped ``.npy`` files instead of one ``.npz``).
+TRANSIT_CACHE_VERSION = 2
 
 
 def _cache_dir() -> Path:
@@ -32,10 +34,11 @@ def transit_index(path: str | None = None):
     """The :class:`pipeline.transit.TransitIndex` of the shipped Yélo feed (or of the GTFS zip
     at ``path``), built once per process.
 
-    The built index is cached as an ``.npz`` in ``$EMISSION_EXT_CACHE`` (default
-    ``~/.cache/emission-ext``), keyed by the feed's SHA-256, the index parameters and
-    :data:`TRANSIT_CACHE_VERSION`, so later processes load it in a fraction of the build time.
-    A missing or unwritable cache only costs the build.
+    The built index is cached in ``$EMISSION_EXT_CACHE`` (default ``~/.cache/emission-ext``)
+    as a folder of plain ``.npy`` files (no pickle), keyed by the feed's SHA-256, the index
+    parameters and :data:`TRANSIT_CACHE_VERSION`. Later processes map those files into
+    memory (~3 ms, against ~30 ms to read an ``.npz`` of the same 21 MB; only the raster cells
+    queried are ever read from disk). A missing, corrupt or unwritable cache only costs the build.
     """
     from emission_ext.reference import GTFS_PATH, load_gtfs
     from pipeline.transit import TransitIndex, TransitParams
@@ -44,22 +47,29 @@ def transit_index(path: str | None = None):
     params = TransitParams()
     digest = hashlib.sha256(gtfs_path.read_bytes()).hexdigest()[:20] if gtfs_path.exists() else None
     key = hashlib.sha256(f"{digest}|{params}|{TRANSIT_CACHE_VERSION}".encode()).hexdigest()[:24]
-    cached = _cache_dir() / f"transit-{key}.npz"
-    if digest and cached.exists():
+    cached = _cache_dir() / f"transit-{key}"
+    if digest and cached.is_dir():
         try:
-            with np.load(cached, allow_pickle=False) as npz:
-                return TransitIndex.from_arrays({k: npz[k] for k in npz.files}, params)
+            order = np.load(cached / "_order.npy", allow_pickle=False)  # keys as written
+            arrays = {str(k): np.load(cached / f"{k}.npy", mmap_mode="r", allow_pickle=False)
+                      for k in order}
+            return TransitIndex.from_arrays(arrays, params)
         except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
             pass
     index = TransitIndex.from_gtfs(load_gtfs(gtfs_path), params)
     if digest:
+        tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **index.to_arrays())
-            os.replace(tmp, cached)
+            tmp.mkdir(parents=True, exist_ok=True)
+            arrays = index.to_arrays()
+            for k, v in arrays.items():
+                np.save(tmp / f"{k}.npy", v, allow_pickle=False)
+            np.save(tmp / "_order.npy", np.array(list(arrays), dtype=str), allow_pickle=False)
+            if cached.is_dir():  # a corrupt earlier copy
+                shutil.rmtree(cached, ignore_errors=True)
+            os.replace(tmp, cached)  # readers see a complete folder or none
         except OSError:
-            pass
+            shutil.rmtree(tmp, ignore_errors=True)
     return index
 
 
