@@ -91,9 +91,9 @@ class SectionParams:
     foot_step_max_mps : float
         A step between two fixes at most this fast (m/s) reads as on foot when a change is
         refined.
-    run_lead_s : float
-        When a run's length is judged on foot vs in a vehicle, it starts half the sampling gap
-        before its first fix, at most this many seconds earlier.
+    silent_waits : bool
+        A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
+        ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
     """
 
     walk_max_mps: float = 2.2
@@ -115,7 +115,7 @@ class SectionParams:
     max_vehicle_stop_s: float = 180.0
     min_gap_to_place_s: float = 0.0
     refine_points: int = 2
-    run_lead_s: float = 30.0
+    silent_waits: bool = True
     foot_step_max_mps: float = 2.0
 
 
@@ -262,6 +262,44 @@ def _vehicle_stops(c: np.ndarray, g: np.ndarray, t: np.ndarray, v: np.ndarray,
     return np.where(ok, c[pi], c)
 
 
+def _silent_waits(c: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
+                  p: SectionParams) -> np.ndarray:
+    """Mark the tester waiting through a silence inside a vehicle leg (a transfer on iOS).
+
+    A phone on a distance filter (iOS) records nothing while it stands still, so the wait at
+    a transfer stop leaves no fix: the last fix of the first vehicle and the first of the next
+    are neighbours. A silence longer than ``max_vehicle_stop_s`` between two vehicle fixes,
+    crossed at under ``stopped_mps`` on average, is longer than any vehicle's stop: the fix
+    before it (where the vehicle stopped) starts a wait on foot, which the next vehicle ends.
+
+    Parameters
+    ----------
+    c, g, t, step : ndarray
+        Class, trip ordinal, time (unix s) and distance from the previous fix (m) of the moving
+        points of the trips, in (trip, time) order.
+    p : SectionParams
+        ``max_vehicle_stop_s``, ``stopped_mps``.
+
+    Returns
+    -------
+    ndarray
+        The classes, with the fix before each such silence on foot.
+    """
+    if c.size < 3:
+        return c
+    dt = np.diff(t)
+    same = g[1:] == g[:-1]
+    wait = (same & (c[1:] != WALK) & (c[:-1] != WALK) & (dt > p.max_vehicle_stop_s)
+            & (step[1:] < p.stopped_mps * dt))
+    # not the trip's first fix: a silence there is the wait before the first vehicle
+    wait &= np.r_[False, same[:-1]]
+    if not wait.any():
+        return c
+    out = c.copy()
+    out[np.flatnonzero(wait)] = WALK
+    return out
+
+
 def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_grp: np.ndarray,
                         p: SectionParams) -> np.ndarray:
     """Two-level flip-flop merging: on foot vs in a vehicle first, then bike vs motorised
@@ -275,12 +313,7 @@ def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_gr
     if c.size == 0:
         return c.copy()
     foot = np.where(c == WALK, WALK, MOTOR)
-    # a run began in the sampling gap before its first fix: judged from the gap's middle
-    # (at most ``run_lead_s`` earlier), a closing walk of two sparse iOS fixes counts its time
-    dt = np.r_[0.0, np.diff(t)]
-    dt[np.r_[True, g[1:] != g[:-1]]] = 0.0
-    t_lead = t - np.minimum(dt / 2.0, p.run_lead_s)
-    foot = _merge_short(foot, g, t_lead, t_end_of_grp, p.min_section_s, p.max_merge_passes,
+    foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes,
                         p.edge_walk_min_s)
     out = np.where(foot == WALK, WALK, c)
     veh = foot != WALK
@@ -499,6 +532,8 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     cm = c[moving]
     if p.max_vehicle_stop_s > 0:
         cm = _vehicle_stops(cm, g[moving], t_in[moving], speed[inside][moving], p)
+        if p.silent_waits:
+            cm = _silent_waits(cm, g[moving], t_in[moving], tr.step[inside][moving], p)
     merged[moving] = _merge_vehicle_legs(cm, g[moving], t_in[moving], t_end_core, p)
     merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)

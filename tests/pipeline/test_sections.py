@@ -170,3 +170,24 @@ def test_foot_change_moves_to_where_step_speeds_change():
         assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
         err[k] = abs(_boundaries(sections)[0] - t[51])
     assert err[2] <= 20 < err[0]
+
+
+def test_silent_wait_inside_a_vehicle_leg_is_a_transfer_on_foot():
+    # iOS distance filter: bus 1 (a fix every 50 m), a 4-min silence at the transfer stop
+    # (30 m walked), then bus 2; the wait is a walking section between the two rides
+    t1 = np.arange(0, 600, 6.0)
+    x1 = 50.0 / 6.0 * t1
+    t2 = 600 + 240 + np.arange(0, 600, 6.0)
+    x2 = x1[-1] + 30 + 50.0 / 6.0 * (t2 - t2[0] + 6)
+    walk_t = -300 + np.arange(0, 300, 40.0)  # the walk to the first stop
+    t = np.r_[walk_t, t1, t2]
+    x = np.r_[-1.3 * (300 - (walk_t + 300)) - 1.3 * 40, x1, x2]
+    pts = frame(t, x, np.zeros_like(t), source="ios")
+    _, trips = segment_trips(pts)
+    assert len(trips) == 1
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING", "CAR"]
+    b = _boundaries(sections)
+    assert abs(b[1] - 600) <= 30 and abs(b[2] - 840) <= 30
+    off, _ = segment_sections(pts, trips, params=SectionParams(silent_waits=False))
+    assert list(off["sensed_mode"]) == ["WALKING", "CAR"]
