@@ -91,14 +91,12 @@ def auto_jobs(n_points: int, n_users: int) -> int:
     return max(1, min(cores or 1, n_users, n_points // MIN_POINTS_PER_JOB))
 
 
-def split_users(user_id: pd.Series, jobs: int) -> list[int] | None:
-    """Row bounds cutting points sorted by user into ``jobs`` runs of whole users with about
-    equal numbers of points; None when the ids are not sorted (then one process does all)."""
+def split_users(codes, jobs: int) -> list[int] | None:
+    """Row bounds cutting points into ``jobs`` runs of whole users with about equal numbers
+    of points, from the user code of each point (:func:`pipeline.clean.user_codes`); None when
+    the points are not sorted by user (then one process does all)."""
     import numpy as np
 
-    from pipeline.clean import user_codes
-
-    codes = user_codes(user_id)[0]
     n = codes.size
     if jobs < 2 or n == 0 or not (codes[1:] >= codes[:-1]).all():
         return None
@@ -191,13 +189,22 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     prefetch = prefetch_csv(inputs, fmt)  # first: it parses while the imports below run
     from ..io.writers import concat_csv
 
+    if not no_modes:  # the model and transit index load during the parse; workers inherit them
+        from ..models.apply import preload
+
+        preload()
+
     points, motion, transitions, skipped = read_inputs(inputs, fmt, skip_bad, prefetch)
     if points is None:
         raise InputError(inputs[0], "no input")
     t1 = time.perf_counter()
-    n_points, n_users = len(points), points["user_id"].nunique()
+    from pipeline.clean import user_codes
+
+    codes, users = user_codes(points["user_id"])
+    n_points, n_users = len(points), len(users)
     out = Path(out_dir)
-    parts = split_users(points["user_id"], jobs or auto_jobs(n_points, n_users))
+    parts = split_users(codes, jobs or auto_jobs(n_points, n_users))
+    del codes, users
     if parts is None:
         infos = [segment_and_write(points, motion, transitions, no_modes, out)]
     else:

@@ -73,6 +73,15 @@ def transit_index(path: str | None = None):
     return index
 
 
+def preload() -> None:
+    """Load the shipped model and the transit index now (each cached per process), e.g.
+    while an input file parses in another thread; forked workers then inherit both."""
+    from . import load_model
+
+    load_model()
+    transit_index()
+
+
 def apply_modes(sections: pd.DataFrame, labelled_points,
                 motion: pd.DataFrame | None = None, *, tz: str = DEFAULT_TZ,
                 model="default", transit="default") -> pd.DataFrame:
