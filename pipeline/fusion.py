@@ -136,6 +136,11 @@ class FusionParams:
         A Yélo record after whose moment the phone recorded at most one point during this long
         (or the rental's length when shorter) was not seen by the phone: it makes a record-only
         trip, seconds.
+    alight_m : float
+        With the stops of each GTFS route (``route_stops``): the end of a bus ride on a known
+        line cuts only when a stop of that line lies within this distance of where the speed
+        dropped (else it was a traffic stop), and the part boundary is placed at that stop,
+        metres.
     """
 
     skew_s: float = 180.0
@@ -161,6 +166,7 @@ class FusionParams:
     walk_mps: float = 2.0
     min_cut_s: float = 20.0
     blind_s: float = 600.0
+    alight_m: float = 150.0
 
 
 @dataclass
@@ -610,8 +616,52 @@ def _nearest_run(keys: np.ndarray, lat: np.ndarray, lon: np.ndarray, run_keys: n
     return out
 
 
+def route_stops(gtfs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The stops each GTFS route serves: ``route_id``, ``stop_id``, ``lat``, ``lon`` (one row per
+    pair), from the feed's ``trips``, ``stop_times`` and ``stops`` tables -- the alighting stop
+    of a validated bus ride is one of them."""
+    st = gtfs["stop_times"][["trip_id", "stop_id"]].drop_duplicates()
+    rs = st.merge(gtfs["trips"][["trip_id", "route_id"]], on="trip_id")[["route_id", "stop_id"]].drop_duplicates()
+    stops = gtfs["stops"][["stop_id", "stop_lat", "stop_lon"]]
+    out = rs.merge(stops, on="stop_id").rename(columns={"stop_lat": "lat", "stop_lon": "lon"})
+    out["lat"] = pd.to_numeric(out["lat"], errors="coerce")
+    out["lon"] = pd.to_numeric(out["lon"], errors="coerce")
+    return out.dropna(subset=["lat", "lon"]).astype({"route_id": object, "stop_id": object}).reset_index(drop=True)
+
+
+def _nearest_line_stop(route: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                       stops: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each (route id, place): the nearest stop of that route -- (distance m, lat, lon);
+    NaN when the route is unknown or has no stops. Pairs only rides with their own line's
+    stops (sorted by route, ``searchsorted`` ranges)."""
+    n = len(route)
+    d = np.full(n, np.nan)
+    slat = np.full(n, np.nan)
+    slon = np.full(n, np.nan)
+    if stops is None or not len(stops) or not n:
+        return d, slat, slon
+    st = stops.sort_values("route_id", kind="stable")
+    codes = pd.Index(pd.unique(st["route_id"].to_numpy(dtype=object)))
+    sc = codes.get_indexer(st["route_id"].to_numpy(dtype=object))
+    rc = codes.get_indexer(pd.Series(route, dtype=object).to_numpy(dtype=object))
+    lo = np.searchsorted(sc, rc, side="left")
+    hi = np.searchsorted(sc, rc, side="right")
+    cnt = np.where(rc >= 0, hi - lo, 0)
+    if not cnt.sum():
+        return d, slat, slon
+    q = np.repeat(np.arange(n), cnt)
+    j = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    la, lo_ = st["lat"].to_numpy(dtype="float64"), st["lon"].to_numpy(dtype="float64")
+    dist = haversine_m(lat[q], lon[q], la[j], lo_[j])
+    c = pd.DataFrame({"q": q, "j": j, "d": dist}).sort_values(["q", "d"], kind="stable").drop_duplicates("q")
+    qi, ji = c["q"].to_numpy(), c["j"].to_numpy()
+    d[qi], slat[qi], slon[qi] = c["d"].to_numpy(), la[ji], lo_[ji]
+    return d, slat, slon
+
+
 def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec, tr: _Track | None,
-               p: FusionParams) -> tuple[pd.DataFrame, np.ndarray]:
+               p: FusionParams, ev_route: np.ndarray | None = None,
+               stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Cuts at the start and end of the ride each record shows in the phone's points.
 
     A bus validation's boarding starts a ride (its end is the alighting: the phone's speed
@@ -619,7 +669,8 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
     left out: their own start and end times bound the ride). A ride's end
     cuts the section it falls in when the tester then walks or waits (``calm_after``), its
     start when they walked or waited before (``calm_before``), each part at least
-    ``min_cut_s`` long. A second bus boarding inside a section that already holds one cuts it
+    ``min_cut_s`` long. With ``stops`` (:func:`route_stops`), a bus ride's end on a known line
+    (``ev_route``) cuts only within ``alight_m`` of a stop of that line, and at that stop. A second bus boarding inside a section that already holds one cuts it
     at its own time (a transfer the GPS did not see).
 
     Returns the cuts (``sec``, ``t``, ``lat``, ``lon``, ``min_s`` and ``after_ride``: the
@@ -644,10 +695,19 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         seen[starts[rs >= 0]] = tr.t[a[rs[rs >= 0]]]
         seen[ends[re_ >= 0]] = tr.t[b[re_[re_ >= 0]]]
         run = np.unique(np.r_[rs[rs >= 0], re_[re_ >= 0]])
-        for pt, calm, after in ((a[run], runs["calm_before"][run], False), (b[run], runs["calm_after"][run], True)):
-            pt = pt[calm]
-            out.append(pd.DataFrame({"k": tr.key[pt], "t": tr.t[pt], "lat": tr.lat[pt], "lon": tr.lon[pt],
-                                     "min_s": p.min_cut_s, "after_ride": after}))
+        # the line of each bus ride (its boarding's route), for the alighting stop
+        line = pd.Series(ev_route[starts] if ev_route is not None else np.full(len(starts), None),
+                         dtype=object).to_numpy(dtype=object)
+        rl = pd.Series(line[rs >= 0], index=rs[rs >= 0]).groupby(level=0).first()
+        run_line = rl.reindex(run).to_numpy(dtype=object)
+        dstop, slat, slon = _nearest_line_stop(run_line, tr.lat[b[run]], tr.lon[b[run]], stops)
+        at_stop = ~(dstop > p.alight_m)  # unknown line or no stops table: the phone's fix
+        for pt, calm, after in ((a[run], runs["calm_before"][run], False),
+                                (b[run], runs["calm_after"][run] & at_stop, True)):
+            la = np.where(after & ~np.isnan(slat), slat, tr.lat[pt])
+            lo = np.where(after & ~np.isnan(slon), slon, tr.lon[pt])
+            out.append(pd.DataFrame({"k": tr.key[pt], "t": tr.t[pt], "lat": la, "lon": lo,
+                                     "min_s": p.min_cut_s, "after_ride": after})[calm])
     # transfers: the second (third...) boarding inside one section
     bi = np.flatnonzero(board & ~np.isnan(key))
     if len(bi):
@@ -821,7 +881,8 @@ def _split_geometry(df, part_sec, part_k, plat0, plon0, plat1, plon1, is_first, 
 # --------------------------------------------------------------------------- main entry
 
 def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
-         params: FusionParams = FusionParams(), points: pd.DataFrame | None = None) -> FusionResult:
+         params: FusionParams = FusionParams(), points: pd.DataFrame | None = None,
+         stops: pd.DataFrame | None = None) -> FusionResult:
     """Attach records to sections, refine modes, split sections, create record-only trips.
 
     Parameters
@@ -839,6 +900,10 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         cut out of a section where the phone's speed rises and drops (a 1-3 minute ride the
         segmentation merged with the walk after it), and a Yélo record after which the phone
         recorded nothing makes a record-only trip.
+    stops : DataFrame, optional
+        The stops of each GTFS route (:func:`route_stops`): a bus ride's end (where the
+        phone's speed drops) is placed at the nearest stop of the validated line, and a drop
+        far from any of its stops (traffic) does not end the ride.
 
     Returns
     -------
@@ -896,7 +961,8 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)
     cut &= (deep | landing) & differs
     track = _track(points, users, tbase)
-    rides, seen = _ride_cuts(ev, ev_u, ev_src, sec, track, p)
+    ev_route = records["route_id"].to_numpy(dtype=object)[ev["rec"].to_numpy()] if "route_id" in records else None
+    rides, seen = _ride_cuts(ev, ev_u, ev_src, sec, track, p, ev_route, stops)
     # a car-park entry/exit the phone saw (a drive ends/starts there) is matched at the phone's
     # time: the gate's clock and the walk inside the car park blur it more than the fixes do.
     # A validation keeps its own time (it is the boarding; 30-s fixes place the ride's start

@@ -11,7 +11,8 @@ the real ingest code, then fused by :func:`pipeline.fusion.fuse` against
   confidence 0.7), so the operator records must do the refining;
 * ``segmented`` -- the sections our own segmentation (:func:`pipeline.segment.segment_user`)
   finds in the world's noisy points, with rule modes when :mod:`pipeline.modes` is available,
-  fused with the segmentation's clean points (as the ``fuse`` stage does).
+  fused with the segmentation's clean points and the GTFS lines' stops (as the ``fuse``
+  stage does).
 
 A segmented section is scored against the true section it overlaps most in time.
 """
@@ -163,14 +164,14 @@ def evaluate_world(world, *, segmented: bool = True, params=None) -> tuple[list[
     sections, and score both. Returns (scores, ingest stats per file)."""
     import time
 
-    from pipeline.fusion import FusionParams, fuse
+    from pipeline.fusion import FusionParams, fuse, route_stops
     from yelo_ingest.refs import build_reference_index
 
     from ..reference import load_bike_stations, load_car_parks, load_gtfs
 
     params = params or FusionParams()
-    ref = build_reference_index(load_gtfs(tables=("routes", "stops", "trips", "stop_times")),
-                                load_bike_stations(), load_car_parks())
+    gtfs = load_gtfs(tables=("routes", "stops", "trips", "stop_times"))
+    ref = build_reference_index(gtfs, load_bike_stations(), load_car_parks())
     records, stats = ingest_world_files(world.operator_files, ref)
     truth_trips = world.truth_trips
     on = ~truth_trips["phone_off"].astype(bool).to_numpy()
@@ -200,7 +201,7 @@ def evaluate_world(world, *, segmented: bool = True, params=None) -> tuple[list[
         except ImportError:
             ssec = ssec.assign(mode=ssec["sensed_mode"].fillna("UNKNOWN") if "sensed_mode" in ssec else "UNKNOWN")
         t0 = time.perf_counter()
-        res = fuse(seg["trips"], ssec, records, params, points=seg["labelled_points"])
+        res = fuse(seg["trips"], ssec, records, params, points=seg["labelled_points"], stops=route_stops(gtfs))
         scores.append(score(res, ts, world.record_truth, "segmented sections", time.perf_counter() - t0,
                             exact_ids=False, note=note))
     return scores, stats

@@ -28,6 +28,14 @@ def available() -> str | None:
     return None
 
 
+def _route_stops():
+    """The stops of each route of the shipped Yélo GTFS (where a validated ride can end)."""
+    from emission_ext.reference import load_gtfs
+    from pipeline.fusion import route_stops
+
+    return route_stops(load_gtfs(tables=("trips", "stops", "stop_times")))
+
+
 def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     """Fuse one user's records with their trips and sections.
 
@@ -38,6 +46,8 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
         (schema ``records``, from ``emission-ext ingest``) and ``labelled_points`` (the
         segmentation's clean points: where the phone's speed rises and drops around a
         record, and whether the phone recorded anything after it; optional).
+        The stops of each line of the shipped GTFS (where a bus ride can end) are loaded once
+        per worker through ``ctx.resource``.
     ctx : StageContext
         ``ctx.param("fuse")`` may hold a :class:`pipeline.fusion.FusionParams` or a dict of
         its fields.
@@ -53,7 +63,7 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
     if isinstance(p, dict):
         p = FusionParams(**p)
     res = fuse(inputs["trips"], inputs["sections"], inputs["records"], p or FusionParams(),
-               points=inputs.get("labelled_points"))
+               points=inputs.get("labelled_points"), stops=ctx.resource("route_stops", _route_stops))
     conflicts = res.conflicts.copy()
     if not len(conflicts):
         conflicts = conflicts.assign(user_id=pd.Series([], dtype=object))

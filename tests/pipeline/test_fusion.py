@@ -525,3 +525,52 @@ def test_departure_from_the_car_park_is_where_the_drive_starts():
     assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
     assert abs((sec.loc["t1-s0.2", "start_ts"] - ts(1.25)).total_seconds()) <= 30
     assert sec.loc["t1-s0.2", "mode_source"] == "parking" and sec.loc["t1-s0.1", "mode_source"] == "classifier"
+
+
+def _line(route_id, *places):
+    """A ``route_stops`` table: one stop of ``route_id`` at each (lat, lon)."""
+    return pd.DataFrame({"route_id": route_id, "stop_id": [f"{route_id}-{k}" for k in range(len(places))],
+                         "lat": [p[0] for p in places], "lon": [p[1] for p in places]})
+
+
+def test_route_stops_from_a_gtfs_feed():
+    from pipeline.fusion import route_stops
+
+    gtfs = {"trips": pd.DataFrame({"trip_id": ["a", "b", "c"], "route_id": ["L1", "L1", "L2"]}),
+            "stop_times": pd.DataFrame({"trip_id": ["a", "a", "b", "c"], "stop_id": ["S1", "S2", "S2", "S3"]}),
+            "stops": pd.DataFrame({"stop_id": ["S1", "S2", "S3"], "stop_lat": ["46.15", "46.16", "46.17"],
+                                   "stop_lon": ["-1.15", "-1.15", "-1.15"]})}
+    rs = route_stops(gtfs).sort_values(["route_id", "stop_id"])
+    assert rs[["route_id", "stop_id"]].values.tolist() == [["L1", "S1"], ["L1", "S2"], ["L2", "S3"]]
+    assert rs["lat"].tolist() == [46.15, 46.16, 46.17]
+
+
+def _short_ride():
+    t, s = make([("WALKING", 0, 20, [0, 1, 2], 0.6)])
+    s["geometry"] = wkb(P[0], P[1], P[2], MID23)
+    pts = points_along((0, 10, P[0], P[1]), (10, 12, P[1], P[1]), (12, 13, P[1], P[2]), (13, 20.01, P[2], MID23))
+    r = rec("V1", "yelo_bus", 12.2, 1)
+    r["route_id"] = "L1"
+    return t, s, pts, recs(r)
+
+
+def test_ride_end_is_placed_at_the_stop_of_the_validated_line():
+    t, s, pts, r = _short_ride()
+    stop = (P[2][0] + 0.0004, P[2][1])  # the line's stop, 45 m past where the speed dropped
+    res = fuse(t, s, r, points=pts, stops=pd.concat([_line("L1", P[1], stop), _line("L2", P[2])]))
+    ride = res.sections.set_index("section_id").loc["t1-s0.2"]
+    end = shapely.get_coordinates(shapely.from_wkb(ride["geometry"]))[-1]
+    assert ride["mode"] == "BUS" and abs((ride["end_ts"] - ts(13)).total_seconds()) <= 30
+    assert haversine_m(end[1], end[0], P[2][0], P[2][1]) < 1.0  # cut at the vertex nearest the stop
+
+
+def test_speed_drop_far_from_every_stop_of_the_line_does_not_end_the_ride():
+    # the line stops neither where the phone slowed down nor nearby: a traffic jam, not the
+    # alighting -- the ride's start is still cut, its end is not
+    t, s, pts, r = _short_ride()
+    res = fuse(t, s, r, points=pts, stops=_line("L1", P[1], P[5]))
+    assert list(res.sections["section_id"]) == ["t1-s0.1", "t1-s0.2"]
+    assert matched(res, "V1") == ("t1", "t1-s0.2")
+    # a line the stops table does not know keeps the phone's own cut
+    r2 = r.assign(route_id="L9")
+    assert len(fuse(t, s, r2, points=pts, stops=_line("L1", P[1], P[5])).sections) == 3
