@@ -31,6 +31,8 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
+from pipeline.clean import user_codes
+
 from ._common import RawData, RowChecker, const_str, finish_table, parse_times, to_float
 from .csv_arrow import ALIASES, NA_VALUES, Prefetch, match_columns, read_arrow
 
@@ -170,7 +172,7 @@ def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bo
     data["source"] = const_str("csv", int(keep.sum()))
     out = RawData(problems=problems, skipped=len(problems))
     out.points, out.duplicates = finish_table(data, "points")
-    out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}
+    out.tz = {u: schema.DEFAULT_TZ for u in user_codes(out.points["user_id"])[1]}
     return out
 
 
