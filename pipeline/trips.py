@@ -13,8 +13,8 @@ user at once (in blocks of whole users) instead of one point at a time:
 * **Silences** (iOS's distance filter stops reporting when the phone is still; Android stops
   tracking after a stop): longer than ``dwell_time_s`` with less than ``dwell_radius_m`` of
   displacement, longer than ``max_gap_s`` at walking pace or with no moving phone activity,
-  longer than ``untracked_gap_s``, a tracking restart, or a trip-end transition inside a long
-  silence: the trip ended.
+  longer than ``untracked_gap_s``, a tracking restart, or a trip-end transition inside a
+  silence longer than ``end_transition_gap_s``: the trip ended.
 * **Phone activity**: a long run of confident STILL readings is a stay.
 * **Phone state machine**: while it says the trip goes on (and its trip-end transition is
   trustworthy, not woken by an iOS silent push), waits at a stop or in a transfer are not stays.
@@ -100,7 +100,10 @@ class TripParams:
     activity_window_s : float
         A motion reading describes the points within this many seconds of it.
     max_bridge_s : float
-        Longest silence the phone's state machine can bridge (a wait, a transfer), seconds.
+        Longest silence the phone's state machine can bridge (a wait, a transfer; up to an
+        hour: the next run of an hourly train, bus or ferry), seconds.
+    end_transition_gap_s : float
+        A trip-end transition inside a silence longer than this ends the trip, seconds.
     arrival_radius_m : float
         A trip cut by a silence ends at the first of its last fixes within this (plus the
         fix's accuracy) of its last one.
@@ -127,7 +130,8 @@ class TripParams:
     still_min_s: float = 180.0
     activity_window_s: float = 60.0
     arrival_radius_m: float = 50.0
-    max_bridge_s: float = 1800.0
+    max_bridge_s: float = 3600.0
+    end_transition_gap_s: float = 300.0
     min_still_confidence: float = 50.0
     departure_gap_s: float = 120.0
     end_at: str = "midpoint"
@@ -480,7 +484,7 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
     stay_gap = (((dt > p.dwell_time_s) & (disp < p.dwell_radius_m))
                 | (long_gap & (gap_speed <= p.gap_speed_mps)) | still_gap) & ~bridged
     # the phone said the trip ended during a long silence
-    ended_in_gap = long_gap & _events_in_gaps(tr, transitions, _matching(transitions, "transition",
+    ended_in_gap = (dt > p.end_transition_gap_s) & _events_in_gaps(tr, transitions, _matching(transitions, "transition",
                                                                         TRIP_END_TRANSITIONS))
     brk = (tr.new_user | (dt > p.untracked_gap_s) | stay_gap | ended_in_gap
            | _events_in_gaps(tr, transitions, _matching(transitions, "transition",

@@ -116,3 +116,17 @@ def test_short_walk_after_a_geofence_wake_up_is_a_trip():
     _, trips = segment_trips(frame(np.r_[home, walk, shop], x, rng.normal(0, 3, x.size)))
     assert len(trips) == 1
     assert abs(trips["start_ts"].iloc[0].timestamp() - T0 - (7200 - 120 / 1.3)) <= 60
+
+
+def test_trip_end_transition_inside_a_five_minute_silence_ends_the_trip():
+    # iOS: a trip, a few stay fixes, a 7-min silence ending 150 m away (the next trip's
+    # geofence exit), with the phone's trip-end transition inside the silence
+    t1 = np.arange(0, 600, 10.0)
+    stay = 600 + np.array([20.0, 60.0])
+    t2 = 600 + 60 + 420 + np.arange(0, 600, 10.0)
+    x = np.r_[10.0 * t1, np.full(stay.size, 6000.0), 6150 + 10.0 * (t2 - t2[0])]
+    pts = frame(np.r_[t1, stay, t2], x, np.zeros_like(x), source="ios")
+    tr = pd.DataFrame({"user_id": "u1", "transition": ["TRIP_STARTED", "TRIP_END_DETECTED", "TRIP_STARTED"],
+                       "ts": pd.to_datetime(T0 + np.array([-1.0, 900.0, t2[0] - 1]), unit="s", utc=True)})
+    assert len(segment_trips(pts, transitions=tr)[1]) == 2
+    assert len(segment_trips(pts, transitions=tr, params=TripParams(end_transition_gap_s=600))[1]) == 1
