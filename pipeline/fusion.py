@@ -129,6 +129,9 @@ class FusionParams:
         did so before it (the wait at the stop), seconds.
     walk_mps : float
         Straight-line speed below which the tester is walking or waiting, m/s.
+    wait_mps : float
+        Straight-line speed below which the tester waits (at a stop; also when the phone
+        paused recording where it stood): a ride ends there whatever follows, m/s.
     min_cut_s : float
         Shortest part left by a cut at a ride's start or end seen in the phone's points (a 1-3
         minute bus ride the segmentation merged with the walk after it), seconds.
@@ -164,6 +167,7 @@ class FusionParams:
     min_ride_m: float = 120.0
     settle_s: float = 120.0
     walk_mps: float = 2.0
+    wait_mps: float = 0.5
     min_cut_s: float = 20.0
     blind_s: float = 600.0
     alight_m: float = 150.0
@@ -563,9 +567,9 @@ def _ride_runs(tr: _Track, p: FusionParams) -> dict[str, np.ndarray]:
     Returns arrays per run: ``a``/``b`` (first/last point index), ``key_a``/``key_b`` (sort
     keys of their times), ``calm_before``/``calm_after`` (the tester moved slower than
     ``walk_mps`` over ``settle_s`` before the start / after the end, or the phone saw nothing
-    then)."""
-    empty = {k: np.zeros(0, dtype=int if k in ("a", "b") else (bool if k.startswith("calm") else float))
-             for k in ("a", "b", "key_a", "key_b", "calm_before", "calm_after")}
+    then) and ``still_after`` (slower than ``wait_mps`` after the end: waiting)."""
+    empty = {k: np.zeros(0, dtype=int if k in ("a", "b") else (float if k.startswith("key") else bool))
+             for k in ("a", "b", "key_a", "key_b", "calm_before", "calm_after", "still_after")}
     n = len(tr.t)
     if n < 2:
         return empty
@@ -580,17 +584,23 @@ def _ride_runs(tr: _Track, p: FusionParams) -> dict[str, np.ndarray]:
     b = f[np.r_[brk[1:], True]] + 1
     keep = haversine_m(tr.lat[a], tr.lon[a], tr.lat[b], tr.lon[b]) >= p.min_ride_m
     a, b = a[keep], b[keep]
-    # the last point at most settle_s after the end / the first at most settle_s before the start
+    # the last point at most settle_s after the end / the first at most settle_s before the
+    # start; when the phone recorded nothing then, the next / previous point whenever it came
+    # (a GPS gap during the ride is not a stop: the tester was far away at the next fix)
     k = np.searchsorted(tr.key, tr.key[b] + p.settle_s, side="right") - 1
+    k = np.where((k == b) & (b + 1 < n), b + 1, k)
+    k = np.where(tr.u[k] == tr.u[b], k, b)
     span = tr.t[k] - tr.t[b]
-    calm_after = (span <= 0) | (haversine_m(tr.lat[b], tr.lon[b], tr.lat[k], tr.lon[k])
-                                < p.walk_mps * np.maximum(span, 1.0))
+    v_after = np.where(span <= 0, 0.0, haversine_m(tr.lat[b], tr.lon[b], tr.lat[k], tr.lon[k])
+                       / np.maximum(span, 1.0))
     j = np.searchsorted(tr.key, tr.key[a] - p.settle_s, side="left")
+    j = np.where((j == a) & (a > 0), a - 1, j)
+    j = np.where(tr.u[j] == tr.u[a], j, a)
     span = tr.t[a] - tr.t[j]
     calm_before = (span <= 0) | (haversine_m(tr.lat[j], tr.lon[j], tr.lat[a], tr.lon[a])
                                  < p.walk_mps * np.maximum(span, 1.0))
     return {"a": a, "b": b, "key_a": tr.key[a], "key_b": tr.key[b],
-            "calm_before": calm_before, "calm_after": calm_after}
+            "calm_before": calm_before, "calm_after": v_after < p.walk_mps, "still_after": v_after < p.wait_mps}
 
 
 def _nearest_run(keys: np.ndarray, lat: np.ndarray, lon: np.ndarray, run_keys: np.ndarray,
@@ -659,6 +669,26 @@ def _nearest_line_stop(route: np.ndarray, lat: np.ndarray, lon: np.ndarray,
     return d, slat, slon
 
 
+def _walks_after(tr: _Track, b: np.ndarray, a: np.ndarray, sec: _Sec, p: FusionParams) -> np.ndarray:
+    """Per ride (end point ``b``, start point ``a`` of the record-matched rides, in time
+    order): whether the phone moved slower than ``walk_mps`` (straight line) from the ride's
+    end to the end of the section holding it, or to the next matched ride's start if sooner."""
+    n = len(b)
+    if not n:
+        return np.zeros(0, bool)
+    kb = tr.key[b]
+    s = np.searchsorted(sec.key0, kb, side="right") - 1
+    sp = np.maximum(s, 0)
+    inside = (s >= 0) & (sec.ucode[sp] == tr.u[b])
+    end_key = np.where(inside, sec.ucode[sp] * _SPAN + sec.t1[sp], kb)
+    nxt = np.r_[a[1:], -1]
+    has_next = (nxt >= 0) & (tr.u[np.maximum(nxt, 0)] == tr.u[b]) & (tr.key[np.maximum(nxt, 0)] > kb)
+    end_key = np.where(has_next, np.minimum(end_key, tr.key[np.maximum(nxt, 0)]), end_key)
+    e = np.maximum(np.searchsorted(tr.key, end_key, side="right") - 1, b)
+    span = tr.t[e] - tr.t[b]
+    return (span <= 0) | (haversine_m(tr.lat[b], tr.lon[b], tr.lat[e], tr.lon[e]) < p.walk_mps * np.maximum(span, 1.0))
+
+
 def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec, tr: _Track | None,
                p: FusionParams, ev_route: np.ndarray | None = None,
                stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -702,8 +732,12 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         run_line = rl.reindex(run).to_numpy(dtype=object)
         dstop, slat, slon = _nearest_line_stop(run_line, tr.lat[b[run]], tr.lon[b[run]], stops)
         at_stop = ~(dstop > p.alight_m)  # unknown line or no stops table: the phone's fix
+        # the rest of the section after the ride's end, up to the next ride a record starts,
+        # must be on foot -- a bus crawling in traffic (slow for minutes, then fast again
+        # without a new boarding) has not ended its ride -- unless the tester then waits
+        rest = _walks_after(tr, b[run], a[run], sec, p) | runs["still_after"][run]
         for pt, calm, after in ((a[run], runs["calm_before"][run], False),
-                                (b[run], runs["calm_after"][run] & at_stop, True)):
+                                (b[run], runs["calm_after"][run] & at_stop & rest, True)):
             la = np.where(after & ~np.isnan(slat), slat, tr.lat[pt])
             lo = np.where(after & ~np.isnan(slon), slon, tr.lon[pt])
             out.append(pd.DataFrame({"k": tr.key[pt], "t": tr.t[pt], "lat": la, "lon": lo,

@@ -574,3 +574,27 @@ def test_speed_drop_far_from_every_stop_of_the_line_does_not_end_the_ride():
     # a line the stops table does not know keeps the phone's own cut
     r2 = r.assign(route_id="L9")
     assert len(fuse(t, s, r2, points=pts, stops=_line("L1", P[1], P[5])).sections) == 3
+
+
+def test_a_bus_crawling_in_traffic_has_not_ended_its_ride():
+    # 2 min at bus speed, then 3 min at walking pace in a jam, then bus speed again: one ride
+    jam = (P[2][0] + 0.003, P[2][1])  # 330 m in 3 min: 1.8 m/s
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 5, 16, [1, 2, 6], 0.6)])
+    s["geometry"] = [wkb(P[0], P[1]), wkb(P[1], P[2], jam, P[6])]
+    pts = points_along((0, 5, P[0], P[1]), (5, 7, P[1], P[2]), (7, 10, P[2], jam), (10, 16, jam, P[6]),
+                       (16, 16.2, P[6], P[6]))
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.1, 1)), points=pts)
+    assert list(res.sections["section_id"]) == ["t1-s0", "t1-s1"]
+    assert matched(res, "V1") == ("t1", "t1-s1") and mode_of(res, "t1-s1")[0] == "BUS"
+
+
+def test_a_wait_at_the_stop_ends_the_ride_even_when_another_bus_follows():
+    # ride 1, then 4 min standing at the stop, then a second bus whose validation is missing:
+    # the first ride ends where the tester stood still
+    t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("BUS", 5, 20, [1, 3, 6], 0.6)])
+    pts = points_along((0, 5, P[0], P[1]), (5, 8, P[1], P[3]), (8, 12, P[3], P[3]), (12, 20, P[3], P[6]),
+                       (20, 20.2, P[6], P[6]))
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.1, 1)), points=pts)
+    sec = res.sections.set_index("section_id")
+    assert matched(res, "V1") == ("t1", "t1-s1.1")
+    assert abs((sec.loc["t1-s1.1", "end_ts"] - ts(8)).total_seconds()) <= 30
