@@ -537,11 +537,11 @@ def _detect_block(tr: Track, motion, transitions, params: TripParams):
     # so a short walk is not dropped for the part the phone slept through
     woke = ((s_ext == s) & (s_ext > 0) & ~tr.new_user[s_ext] & (dt[s_ext] > p.departure_gap_s)
             & (disp[s_ext] <= DEPARTURE_MAX_BACK_M))
-    if woke.any():
-        dep_w, arr_w = _trim_to_radius(x, y, s_ext[woke] - 1, e_ext[woke], p.dwell_radius_m)
     leaves = arr > dep
-    if woke.any():
-        leaves[woke] |= arr_w > dep_w
+    recheck = woke & ~leaves
+    if recheck.any():
+        dep_w, arr_w = _trim_to_radius(x, y, s_ext[recheck] - 1, e_ext[recheck], p.dwell_radius_m)
+        leaves[recheck] = arr_w > dep_w
     if p.end_at == "arrival":
         e_ext = arr
     else:
