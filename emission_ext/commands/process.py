@@ -178,7 +178,12 @@ def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dic
     _before_fork()
     for k in range(1, len(parts) - 1):
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare: this part is done here below
+            os.close(r), os.close(w)
+            kids[k] = (None, None)
+            continue
         if pid == 0:  # child: its users only, then leave without running any parent code
             code = 1
             try:
@@ -195,14 +200,19 @@ def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dic
                 os._exit(code)
         os.close(w)
         kids[k] = (pid, r)
+    import gc
+
+    gc.unfreeze()  # the children keep theirs frozen; here the collector goes on as usual
     (tmp / "0").mkdir()
     infos = [segment_and_write(points.iloc[parts[0]:parts[1]], motion, transitions, no_modes,
                                tmp / "0")]
     for k, (pid, r) in kids.items():
-        with os.fdopen(r, "rb") as fh:
-            msg = fh.read()
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) == 0 and msg:
+        msg, status = b"", 1
+        if pid is not None:
+            with os.fdopen(r, "rb") as fh:
+                msg = fh.read()
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if status == 0 and msg:
             infos.append(json.loads(msg))
         else:
             shutil.rmtree(tmp / str(k), ignore_errors=True)

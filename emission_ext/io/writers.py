@@ -142,18 +142,22 @@ def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
 
 
 def concat_csv(parts: list[Path], path: str | Path) -> Path:
-    """Join CSV files written by :func:`write_table` into ``path``, atomically.
+    """Join CSV files written by :func:`write_table` into ``path``, atomically; the parts
+    are consumed.
 
     The first part carries the header; the others were written with ``header=False`` (the
-    ``process`` command's workers each write the rows of their users).
+    ``process`` command's workers each write the rows of their users). They are appended to
+    the first, which then replaces ``path`` in one rename (it must be on the same file
+    system, e.g. in a folder next to ``path``).
     """
     import shutil
 
     path = Path(path)
-    with _atomic(path, ".csv") as tmp, open(tmp, "wb") as dst:
-        for part in parts:
+    with open(parts[0], "ab") as dst:
+        for part in parts[1:]:
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, dst, 1 << 20)
+    os.replace(parts[0], path)
     return path
 
 
