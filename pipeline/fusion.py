@@ -144,6 +144,9 @@ class FusionParams:
         line cuts only when a stop of that line lies within this distance of where the speed
         dropped (else it was a traffic stop), and the part boundary is placed at that stop,
         metres.
+    after_ride_confidence : float
+        ``mode_confidence`` given to the part after a ride's end when it is made WALKING (it
+        is slower than ``walk_mps`` on average; the section's mode came from the ride).
     """
 
     skew_s: float = 180.0
@@ -171,6 +174,7 @@ class FusionParams:
     min_cut_s: float = 20.0
     blind_s: float = 600.0
     alight_m: float = 150.0
+    after_ride_confidence: float = 0.6
 
 
 @dataclass
@@ -1078,10 +1082,10 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         conflicts.append(_conflicts(records, d["rec"].to_numpy(), sf, d["sec"].to_numpy(), "mode_conflict",
                                     rec_mode, "section mode incompatible with the record and confident or user-set; not overridden"))
     apply = win[~lock]
+    sf = _walk_after_rides(sf, p)
     sec_rows = apply["sec"].to_numpy()
     mode_col = sf["mode"].to_numpy(dtype=object).copy()
     mode_col[sec_rows] = apply["mode"].to_numpy()
-    sf = sf.copy()
     sf["mode"] = mode_col
     conf = sf["mode_confidence"].to_numpy(dtype="float64", na_value=np.nan).copy()
     conf[sec_rows] = 1.0
@@ -1128,6 +1132,26 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     return FusionResult(out_trips.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
                         out_sections.sort_values(["user_id", "start_ts"], kind="stable").reset_index(drop=True),
                         schema.coerce(out_records, "records"), conf_df.reset_index(drop=True), offsets)
+
+
+def _walk_after_rides(sf: pd.DataFrame, p: FusionParams) -> pd.DataFrame:
+    """The part cut off after a ride's end (the walk or wait after alighting or parking) keeps
+    its section's mode, which the ride made motorised: when the part itself is slower than
+    ``walk_mps`` on average it becomes WALKING (``mode_source`` "rule", confidence
+    ``after_ride_confidence``), unless the tester set the mode. A record claiming it still wins."""
+    sf = sf.copy()
+    if not len(sf):
+        return sf
+    dur = sf["_t1"].to_numpy() - sf["_t0"].to_numpy()
+    dist = sf["distance_m"].to_numpy(dtype="float64", na_value=np.nan)
+    ms = sf["mode_source"].to_numpy(dtype=object) if "mode_source" in sf else np.full(len(sf), None, dtype=object)
+    walk = (sf["_after_ride"].to_numpy(dtype=bool) & (dist < p.walk_mps * np.maximum(dur, 1.0))
+            & (sf["mode"].to_numpy(dtype=object) != Mode.WALKING.value) & (ms != "user"))
+    if walk.any():
+        sf.loc[walk, "mode"] = Mode.WALKING.value
+        sf.loc[walk, "mode_source"] = "rule"
+        sf.loc[walk, "mode_confidence"] = p.after_ride_confidence
+    return sf
 
 
 def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionParams):

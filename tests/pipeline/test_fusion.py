@@ -451,7 +451,8 @@ def test_a_stop_during_the_ride_does_not_end_it():
 
 def test_the_walk_after_a_ride_is_not_merged_into_it():
     # the classifier called the whole ride + walk CAR and the phone's hint too: without the
-    # points the walk stays on the ride; with them it is cut off and kept out of the merge
+    # points the walk stays on the ride; with them it is cut off, kept out of the merge, and
+    # walking (it is slower than walk_mps)
     t, s = make([("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 5, 15, [1, 3, 4], 0.6)])
     s["sensed_mode"] = ["WALKING", "CAR"]
     s["geometry"] = [wkb(P[0], P[1]), wkb(P[1], P[3], P[4])]
@@ -459,7 +460,7 @@ def test_the_walk_after_a_ride_is_not_merged_into_it():
     res = fuse(t, s, recs(rec("V1", "yelo_bus", 5.1, 1)), points=pts)
     sec = res.sections.set_index("section_id")
     assert matched(res, "V1") == ("t1", "t1-s1.1") and sec.loc["t1-s1.1", "mode"] == "BUS"
-    assert sec.loc["t1-s1.2", "mode"] == "CAR" and sec.loc["t1-s1.2", "mode_source"] == "classifier"
+    assert sec.loc["t1-s1.2", ["mode", "mode_source", "mode_confidence"]].tolist() == ["WALKING", "rule", 0.6]
     assert abs((sec.loc["t1-s1.1", "end_ts"] - ts(9)).total_seconds()) <= 30
 
 
@@ -598,3 +599,4 @@ def test_a_wait_at_the_stop_ends_the_ride_even_when_another_bus_follows():
     sec = res.sections.set_index("section_id")
     assert matched(res, "V1") == ("t1", "t1-s1.1")
     assert abs((sec.loc["t1-s1.1", "end_ts"] - ts(8)).total_seconds()) <= 30
+    assert sec.loc["t1-s1.2", "mode"] == "BUS"  # wait + second ride: faster than a walk, kept
