@@ -84,10 +84,11 @@ def prefetch_csv(paths, fmt: str):
     return Prefetch(paths[0])
 
 
-def read_inputs(paths, fmt: str, skip_bad: bool, prefetch=None):
+def read_inputs(paths, fmt: str, skip_bad: bool, prefetch=None, arrow: bool = True):
     """Read and concatenate every input file; returns (points, motion, transitions, skipped).
 
-    ``prefetch``: the background parse of the single CSV input (:func:`prefetch_csv`)."""
+    ``prefetch``: the background parse of the single CSV input (:func:`prefetch_csv`);
+    ``arrow=False`` reads CSV files with pandas only (exact line numbers in messages)."""
     import pandas as pd
 
     from .. import schema
@@ -96,7 +97,7 @@ def read_inputs(paths, fmt: str, skip_bad: bool, prefetch=None):
     if prefetch is not None:
         from ..io.csv_points import read_csv_points
 
-        raw = read_csv_points(paths[0], skip_bad=skip_bad, prefetch=prefetch)
+        raw = read_csv_points(paths[0], skip_bad=skip_bad, prefetch=prefetch, arrow=arrow)
         return raw.points, None, None, raw.skipped
     pts, mot, trn, skipped = [], [], [], 0
     if len(paths) > 1:  # a bar for one file says nothing (and tqdm costs ~50 ms to import)
@@ -147,16 +148,45 @@ def split_users(codes, jobs: int) -> list[int] | None:
     return [0, *first[cuts].tolist(), n] if first.size > 1 else None
 
 
+def split_table(table, cols: dict[str, str], jobs: int):
+    """``(row bounds, number of users)`` cutting a pyarrow-parsed CSV into runs of whole users
+    (see :func:`split_users`), or None when its rows are not sorted by user id (or have none)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if "user_id" not in cols:
+        return None
+    uid = table.column(cols["user_id"])
+    n = len(uid)
+    if uid.null_count or n < 2:
+        return None
+    uid = pc.utf8_trim_whitespace(uid).combine_chunks()  # ids as the checks will see them
+    a, b = uid.slice(0, n - 1), uid.slice(1)
+    if not pc.all(pc.less_equal(a, b)).as_py():
+        return None
+    codes = np.zeros(n, dtype=np.intp)
+    np.cumsum(pc.not_equal(a, b).to_numpy(zero_copy_only=False), out=codes[1:])
+    n_users = int(codes[-1]) + 1
+    parts = split_users(codes, min(jobs, n_users) if jobs else auto_jobs(n, n_users))
+    return None if parts is None else (parts, n_users)
+
+
 def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
                       header: bool = True) -> dict:
     """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
-    ``out``; returns the summary counts and step times (seconds)."""
+    ``out``; returns the summary counts and step times (seconds). ``points`` may be a
+    function returning them (a worker's share of the checks of the input)."""
     from pipeline.segment import segment_user
 
     from ..io.writers import write_table
 
+    t0 = time.perf_counter()
+    if callable(points):
+        points = points()
+    n_points = len(points)
     t1 = time.perf_counter()
     res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays")
+    del points
     t2 = time.perf_counter()
     if not no_modes:  # the shipped mode classifier (rules when none is shipped)
         from ..models.apply import apply_modes
@@ -167,16 +197,18 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
         write_table(res[name], out / f"{name}.csv", table=name, header=header)
     t3 = time.perf_counter()
     counts = {name: len(res[name]) for name in (*TABLES, "removed")}
-    return {**counts, "segment": t2 - t1, "modes": t2m - t2, "write": t3 - t2m}
+    return {**counts, "points": n_points, "check": t1 - t0, "segment": t2 - t1,
+            "modes": t2m - t2, "write": t3 - t2m}
 
 
-def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dict]:
-    """Segment the user runs ``parts`` (row bounds) in parallel: part 0 here, each other one
-    in a forked child writing into ``tmp/<k>/``. A child that fails is redone here, so
-    errors surface exactly as in one process. Returns each part's summary."""
+def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path) -> list[dict]:
+    """Segment ``n_parts`` runs of users in parallel: ``part(k)`` gives the points of run
+    ``k``; run 0 is done here, each other one in a forked child writing into ``tmp/<k>/``. A
+    child that fails is redone here, so errors surface exactly as in one process. Returns
+    each part's summary."""
     kids = {}
     _before_fork()
-    for k in range(1, len(parts) - 1):
+    for k in range(1, n_parts):
         r, w = os.pipe()
         try:
             pid = os.fork()
@@ -188,10 +220,9 @@ def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dic
             code = 1
             try:
                 os.close(r)
-                part = points.iloc[parts[k]:parts[k + 1]]
                 (tmp / str(k)).mkdir()
-                info = segment_and_write(part, motion, transitions, no_modes, tmp / str(k),
-                                         header=False)
+                info = segment_and_write(lambda: part(k), motion, transitions, no_modes,
+                                         tmp / str(k), header=False)
                 os.write(w, json.dumps(info).encode())
                 code = 0
             except BaseException:  # noqa: BLE001 - the parent redoes this part
@@ -204,8 +235,14 @@ def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dic
 
     gc.unfreeze()  # the children keep theirs frozen; here the collector goes on as usual
     (tmp / "0").mkdir()
-    infos = [segment_and_write(points.iloc[parts[0]:parts[1]], motion, transitions, no_modes,
-                               tmp / "0")]
+    try:
+        infos = [segment_and_write(lambda: part(0), motion, transitions, no_modes, tmp / "0")]
+    except BaseException:
+        for pid, r in kids.values():  # reap the children before giving up
+            if pid is not None:
+                os.close(r)
+                os.waitpid(pid, 0)
+        raise
     for k, (pid, r) in kids.items():
         msg, status = b"", 1
         if pid is not None:
@@ -217,9 +254,22 @@ def _forked(parts, points, motion, transitions, no_modes, tmp: Path) -> list[dic
         else:
             shutil.rmtree(tmp / str(k), ignore_errors=True)
             (tmp / str(k)).mkdir()
-            infos.append(segment_and_write(points.iloc[parts[k]:parts[k + 1]], motion,
-                                           transitions, no_modes, tmp / str(k), header=False))
+            infos.append(segment_and_write(lambda: part(k), motion, transitions, no_modes,
+                                           tmp / str(k), header=False))
     return infos
+
+
+def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path, concat) -> list[dict]:
+    """:func:`_forked` into a scratch folder inside ``out``, then the parts joined there."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".process-", dir=out))
+    try:
+        infos = _forked(n_parts, part, motion, transitions, no_modes, tmp)
+        for name in TABLES:
+            concat([tmp / str(k) / f"{name}.csv" for k in range(n_parts)], out / f"{name}.csv")
+        return infos
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @click.command("process")
@@ -247,37 +297,56 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
 
         preload()
 
-    points, motion, transitions, skipped = read_inputs(inputs, fmt, skip_bad, prefetch)
-    if points is None:
-        raise InputError(inputs[0], "no input")
-    t1 = time.perf_counter()
-    from pipeline.clean import user_codes
-
-    codes, users = user_codes(points["user_id"])
-    n_points, n_users = len(points), len(users)
     out = Path(out_dir)
-    parts = split_users(codes, jobs or auto_jobs(n_points, n_users))
-    del codes, users
-    if parts is None:
-        infos = [segment_and_write(points, motion, transitions, no_modes, out)]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".process-", dir=out))
+    infos = None
+    # a parsed CSV sorted by user: each worker checks its own rows (no fault: the same
+    # points table as one process; a fault: read again below with pandas, for the message)
+    parsed = prefetch.result() if prefetch is not None and jobs != 1 else None
+    split = split_table(*parsed, jobs) if parsed is not None else None
+    if split is not None:
+        from ..io.csv_points import points_from_arrow
+
+        (parts, n_users), (table, cols), skipped, motion = split, parsed, 0, None
+        del parsed
+
+        def part(k):
+            rows = table.slice(parts[k], parts[k + 1] - parts[k])
+            return points_from_arrow(str(inputs[0]), rows, cols).points
+
+        t1 = time.perf_counter()
         try:
-            infos = _forked(parts, points, motion, transitions, no_modes, tmp)
-            for name in TABLES:
-                concat_csv([tmp / str(k) / f"{name}.csv" for k in range(len(infos))],
-                           out / f"{name}.csv")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            infos = _in_parts(len(parts) - 1, part, None, None, no_modes, out, concat_csv)
+        except InputError:
+            infos = None
+        del table
+    if infos is None:
+        points, motion, transitions, skipped = read_inputs(inputs, fmt, skip_bad, prefetch,
+                                                           arrow=split is None)
+        if points is None:
+            raise InputError(inputs[0], "no input")
+        t1 = time.perf_counter()
+        from pipeline.clean import user_codes
+
+        codes, users = user_codes(points["user_id"])
+        n_users = len(users)
+        parts = split_users(codes, jobs or auto_jobs(len(points), n_users))
+        del codes, users
+        if parts is None:
+            infos = [segment_and_write(points, motion, transitions, no_modes, out)]
+        else:
+            infos = _in_parts(len(parts) - 1, lambda k: points.iloc[parts[k]:parts[k + 1]],
+                              motion, transitions, no_modes, out, concat_csv)
+        del points
     t3 = time.perf_counter()
     if not quiet:
-        tot = {k: sum(i[k] for i in infos) for k in (*TABLES, "removed")}
-        step = {k: max(i[k] for i in infos) for k in ("segment", "modes", "write")}
+        tot = {k: sum(i[k] for i in infos) for k in (*TABLES, "removed", "points")}
+        step = {k: max(i[k] for i in infos) for k in ("check", "segment", "modes", "write")}
+        n_points = tot["points"]
         click.echo(
             f"{n_points} points ({tot['removed']} removed by cleaning, {skipped} bad entries "
             f"skipped), {n_users} users -> {tot['trips']} trips, "
             f"{tot['sections']} sections, {tot['places']} places in {out}/ "
-            f"(read {t1 - t0:.2f} s, segment {step['segment']:.2f} s, modes {step['modes']:.2f} s, "
+            f"(read {t1 - t0 + step['check']:.2f} s, segment {step['segment']:.2f} s, "
+            f"modes {step['modes']:.2f} s, "
             f"write {step['write']:.2f} s"
             + (f"; {len(infos)} processes, total {t3 - t0:.2f} s)" if len(infos) > 1 else ")"))

@@ -36,7 +36,7 @@ from pipeline.clean import user_codes
 from ._common import RawData, RowChecker, const_str, finish_table, parse_times, to_float
 from .csv_arrow import ALIASES, NA_VALUES, Prefetch, match_columns, read_arrow
 
-__all__ = ["read_csv_points", "ALIASES", "Prefetch"]
+__all__ = ["read_csv_points", "points_from_arrow", "ALIASES", "Prefetch"]
 
 
 def _columns(header: list[str], path: str, need_user: bool) -> dict[str, str]:
@@ -52,7 +52,7 @@ def _columns(header: list[str], path: str, need_user: bool) -> dict[str, str]:
 
 
 def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | None = None,
-                    prefetch: Prefetch | None = None) -> RawData:
+                    prefetch: Prefetch | None = None, arrow: bool = True) -> RawData:
     """Read a CSV of GPS fixes into a :class:`RawData` (``source`` = ``"csv"``).
 
     Parameters
@@ -67,6 +67,8 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     prefetch : Prefetch, optional
         The pyarrow parse of ``path``, started earlier (``process`` starts it before its
         imports); default: parsed here.
+    arrow : bool
+        Try the pyarrow fast path (default); ``False`` reads with pandas straight away.
 
     Raises
     ------
@@ -75,13 +77,14 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         out-of-range coordinates, non-numeric or negative accuracy.
     """
     path = str(path)
-    arrow = prefetch.result() if prefetch is not None else read_arrow(path, user_id is not None)
-    if arrow is not None:
-        table, cols = arrow
-        del arrow, prefetch
-        line = np.arange(table.num_rows, dtype="int64") + 2  # no blank line: pyarrow read it
+    parsed = None
+    if arrow:
+        parsed = prefetch.result() if prefetch is not None else read_arrow(path, user_id is not None)
+    if parsed is not None:
+        table, cols = parsed
+        del parsed, prefetch
         try:  # any fault: read again below with pandas, which knows each row's line
-            return _checked(path, table, cols, line, False, user_id, False, arrow=True)
+            return points_from_arrow(path, table, cols, user_id)
         except InputError:
             pass
         del table
@@ -114,6 +117,22 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
         if blank.any():
             df, line = df[~blank].reset_index(drop=True), line[~blank]
     return _checked(path, df, cols, line, skip_bad, user_id, sep == ";")
+
+
+def points_from_arrow(path: str, table, cols: dict[str, str], user_id: str | None = None
+                      ) -> RawData:
+    """Check the rows of a pyarrow-parsed CSV (:func:`.csv_arrow.read_arrow`), or of a slice
+    of its rows, and build the points table.
+
+    Raises
+    ------
+    InputError
+        At the first fault; its line number assumes an unsliced file without blank lines, so
+        callers read the file again with ``read_csv_points(..., arrow=False)`` for the exact
+        message (or to skip the bad rows).
+    """
+    line = np.arange(table.num_rows, dtype="int64") + 2
+    return _checked(path, table, cols, line, False, user_id, False, arrow=True)
 
 
 def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bool,

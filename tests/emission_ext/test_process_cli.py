@@ -61,6 +61,51 @@ def test_process_in_two_forked_jobs_equals_one_job(tmp_path):
     assert outs["2"]["trips"]["user_id"].nunique() == 4
 
 
+def _four_users_csv(tmp_path, shuffle=False):
+    frames = [day(user=u, seed=k)[0] for k, u in enumerate(["007", "010", "011", "2"])]
+    pts = pd.concat(frames)
+    df = pd.DataFrame({"user_id": pts["user_id"], "ts": schema.to_unix(pts["ts"]),
+                       "lat": pts["lat"], "lon": pts["lon"]})
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=0)
+    return df
+
+
+def test_process_jobs_unsorted_csv_and_bad_row_in_a_worker(tmp_path):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    ref = tmp_path / "ref.csv"
+    _four_users_csv(tmp_path).to_csv(ref, index=False)
+    assert CliRunner().invoke(cli, ["process", str(ref), "--no-modes", "--jobs", "1",
+                                    "--out", str(tmp_path / "r")]).exit_code == 0
+    expected = pd.read_csv(tmp_path / "r" / "trips.csv", dtype={"user_id": str})
+    # rows in any order: split after the read (whole users), same trips
+    shuf = tmp_path / "shuffled.csv"
+    _four_users_csv(tmp_path, shuffle=True).to_csv(shuf, index=False)
+    res = CliRunner().invoke(cli, ["process", str(shuf), "--no-modes", "--jobs", "2",
+                                   "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0 and "2 processes" in res.output, res.output
+    got = pd.read_csv(tmp_path / "s" / "trips.csv", dtype={"user_id": str})
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9)
+    # a bad row in the second worker's users: the message names the file's own line
+    lines = ref.read_text().splitlines()
+    k = len(lines) - 5
+    lines[k] = lines[k].rsplit(",", 1)[0] + ",200"  # lon out of range
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines[:3] + [""] + lines[3:]) + "\n")  # a blank line 4
+    res = CliRunner().invoke(cli, ["process", str(bad), "--no-modes", "--jobs", "2",
+                                   "--out", str(tmp_path / "b")])
+    from emission_ext.errors import InputError
+
+    assert isinstance(res.exception, InputError), res.output
+    assert (res.exception.line, res.exception.field) == (k + 2, "lon")
+    res = CliRunner().invoke(cli, ["process", str(bad), "--no-modes", "--jobs", "2", "--skip-bad",
+                                   "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0 and "1 bad entries skipped" in res.output, res.output
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path):
     from emission_ext.cli import main
 
