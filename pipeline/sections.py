@@ -79,6 +79,8 @@ class SectionParams:
     still_radius_m : float
         Points at the end of a trip within this of its last point (after arriving) are not
         classified on their own.
+    arrival_in_tail : bool
+        The arrival fix (the first within ``still_radius_m``) belongs to that still tail too.
     stopped_mps, keep_stopped_vehicle, max_vehicle_stop_s : float, bool, float
         See ``_vehicle_stops``: a standstill of up to ``max_vehicle_stop_s`` seconds between
         two vehicle fixes is the vehicle waiting.
@@ -116,6 +118,7 @@ class SectionParams:
     min_gap_to_place_s: float = 0.0
     refine_points: int = 2
     silent_waits: bool = True
+    arrival_in_tail: bool = True
     foot_step_max_mps: float = 2.0
 
 
@@ -525,6 +528,11 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     t_end_core = tr.t[e] if e.size else np.empty(0)
     if s.size:
         dep, arr = _trim_to_radius(tr.x, tr.y, s, e, p.still_radius_m)
+        # the arrival fix (first of the still tail) is at the destination already: alone,
+        # at a crawl, it would make a one-fix "walk" that the tail then stretches past
+        # ``edge_walk_min_s``
+        if p.arrival_in_tail:
+            arr = np.where(arr > dep + 1, arr - 1, arr)
         arr = np.maximum(arr, dep)
         moving = inside <= arr[g]
         t_end_core = tr.t[e] if p.tail_counts else tr.t[arr]

@@ -191,3 +191,20 @@ def test_silent_wait_inside_a_vehicle_leg_is_a_transfer_on_foot():
     assert abs(b[1] - 600) <= 30 and abs(b[2] - 840) <= 30
     off, _ = segment_sections(pts, trips, params=SectionParams(silent_waits=False))
     assert list(off["sensed_mode"]) == ["WALKING", "CAR"]
+
+
+def test_arrival_fix_and_still_tail_do_not_make_a_closing_walk():
+    # Android: a drive, then fixes every 30 s at the destination until the stay is detected;
+    # the arrival fix comes 35 s after the last moving one, so its own smoothed speed is a
+    # crawl: it belongs to the still tail, not to a one-fix "walk" the tail stretches
+    rng = np.random.default_rng(1)
+    drive = np.arange(0, 600, 30.0)
+    stay = 605 + np.arange(0, 600, 30.0)
+    t = np.r_[np.arange(-600, 0, 30.0), drive, stay]
+    x = np.r_[np.zeros(20), 10.0 * drive, 6000 + rng.normal(0, 4, stay.size)]
+    pts = frame(t, x, np.zeros_like(x))
+    _, trips = segment_trips(pts)
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["CAR"]
+    old, _ = segment_sections(pts, trips, params=SectionParams(arrival_in_tail=False))
+    assert list(old["sensed_mode"]) == ["CAR", "WALKING"]
