@@ -394,3 +394,17 @@ def overhead_cmd(csv_path, n_points, users, generator, model_path):
     click.echo(f"section points+features+predict = {100 * (per_run + label_s) / seg_s:.1f}% of "
                f"segmentation time; with the index and model loads: "
                f"{100 * (t5 - t1 + label_s) / seg_s:.1f}%")
+
+
+@command.command("warm")
+def warm_cmd():
+    """Build the caches `process` and `run` load: the shipped model compiled to numpy and the
+    GTFS transit index (a few seconds, once per install; later loads take milliseconds)."""
+    from ..models import DEFAULT_MODEL_PATH, _compiled_path
+    from ..models.apply import preload
+
+    t0 = time.perf_counter()
+    preload()
+    cached = _compiled_path(DEFAULT_MODEL_PATH) if DEFAULT_MODEL_PATH.exists() else None
+    click.echo(f"model and transit index ready in {time.perf_counter() - t0:.1f} s"
+               + (f" (compiled model: {cached})" if cached is not None and cached.exists() else ""))

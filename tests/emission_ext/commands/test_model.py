@@ -64,3 +64,21 @@ def test_bad_model_file_is_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["model", "evaluate", "--model", str(bad), "--data", str(test)])
     assert exc.value.code == 2
+
+
+def test_warm_builds_both_caches_once(tmp_path, monkeypatch):
+    from emission_ext import models
+    from emission_ext.models import apply
+
+    monkeypatch.setenv("EMISSION_EXT_CACHE", str(tmp_path))
+    models._cached.cache_clear()
+    apply.transit_index.cache_clear()
+    try:
+        r = CliRunner().invoke(cli, ["model", "warm"])
+        assert r.exit_code == 0, r.output
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert any(n.startswith("model-") and n.endswith(".npz") for n in names), names
+        assert any(n.startswith("transit-") and (tmp_path / n).is_dir() for n in names), names
+    finally:
+        models._cached.cache_clear()
+        apply.transit_index.cache_clear()
