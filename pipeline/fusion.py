@@ -695,7 +695,7 @@ def _walks_after(tr: _Track, b: np.ndarray, a: np.ndarray, sec: _Sec, p: FusionP
 
 def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec, tr: _Track | None,
                p: FusionParams, ev_route: np.ndarray | None = None,
-               stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+               stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Cuts at the start and end of the ride each record shows in the phone's points.
 
     A bus validation's boarding starts a ride (its end is the alighting: the phone's speed
@@ -709,11 +709,13 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
 
     Returns the cuts (``sec``, ``t``, ``lat``, ``lon``, ``min_s`` and ``after_ride``: the
     part starting at the cut follows a ride and must not be merged into it) and, per event,
-    the time the phone saw it (the ride's start or end; NaN when no ride was found)."""
+    the time the phone saw it (the ride's start or end; NaN when no ride was found) and, for
+    a boarding, the time its ride's run of fast moves ended (NaN when none)."""
     cols = ["sec", "t", "lat", "lon", "min_s", "after_ride"]
     seen = np.full(len(ev), np.nan)
+    ride_end = np.full(len(ev), np.nan)
     if not len(sec.t0):
-        return pd.DataFrame(columns=cols), seen
+        return pd.DataFrame(columns=cols), seen, ride_end
     role = ev["role"].to_numpy()
     key = ev_u.astype("float64") * _SPAN + ev["t"].to_numpy()
     lat, lon = ev["lat"].to_numpy(), ev["lon"].to_numpy()
@@ -727,6 +729,7 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         rs = _nearest_run(key[starts], lat[starts], lon[starts], runs["key_a"], tr.lat[a], tr.lon[a], p)
         re_ = _nearest_run(key[ends], lat[ends], lon[ends], runs["key_b"], tr.lat[b], tr.lon[b], p)
         seen[starts[rs >= 0]] = tr.t[a[rs[rs >= 0]]]
+        ride_end[starts[rs >= 0]] = tr.t[b[rs[rs >= 0]]]
         seen[ends[re_ >= 0]] = tr.t[b[re_[re_ >= 0]]]
         run = np.unique(np.r_[rs[rs >= 0], re_[re_ >= 0]])
         # the line of each bus ride (its boarding's route), for the alighting stop
@@ -758,13 +761,13 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         out.append(pd.DataFrame({"k": tb["k"].to_numpy(), "t": tb["t"].to_numpy(), "lat": tb["lat"].to_numpy(),
                                  "lon": tb["lon"].to_numpy(), "min_s": p.min_split_s, "after_ride": False}))
     if not out:
-        return pd.DataFrame(columns=cols), seen
+        return pd.DataFrame(columns=cols), seen, ride_end
     c = pd.concat(out, ignore_index=True)
     s = np.searchsorted(sec.key0, c["k"].to_numpy(), side="right") - 1
     sp = np.maximum(s, 0)
     inside = (s >= 0) & (c["k"].to_numpy() < sec.ucode[sp] * _SPAN + sec.t1[sp]) & ~sec.user_set[sp]
     c = c[inside].assign(sec=s[inside])
-    return c[cols].reset_index(drop=True), seen
+    return c[cols].reset_index(drop=True), seen, ride_end
 
 
 def _blind(records: pd.DataFrame, ev: pd.DataFrame, ev_u: np.ndarray, tr: _Track | None,
@@ -1000,7 +1003,10 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     cut &= (deep | landing) & differs
     track = _track(points, users, tbase)
     ev_route = records["route_id"].to_numpy(dtype=object)[ev["rec"].to_numpy()] if "route_id" in records else None
-    rides, seen = _ride_cuts(ev, ev_u, ev_src, sec, track, p, ev_route, stops)
+    rides, seen, ride_end = _ride_cuts(ev, ev_u, ev_src, sec, track, p, ev_route, stops)
+    # validated rides seen in the points: (user, start, end), for the merge of their pieces
+    rv = ~np.isnan(ride_end)
+    ride_span = (ev_u[rv], seen[rv], ride_end[rv])
     # a car-park entry/exit the phone saw (a drive ends/starts there) is matched at the phone's
     # time: the gate's clock and the walk inside the car park blur it more than the fixes do.
     # A validation keeps its own time (it is the boarding; 30-s fixes place the ride's start
@@ -1044,7 +1050,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     sf = sec.frame
     # a validation's ride goes on through the next motorised pieces the GPS cut it into: merge them
     if p.merge_ride_pieces and len(sf):
-        sf, newpos = _merge_ride_pieces(sec, rec_sec, rec_locked, rec_mode, src, p)
+        sf, newpos = _merge_ride_pieces(sec, rec_sec, rec_locked, rec_mode, src, p, ride_span)
         ok_rec = rec_sec >= 0
         rec_sec = np.where(ok_rec, newpos[np.maximum(rec_sec, 0)], -1)
         claims["sec"] = newpos[claims["sec"].to_numpy()]
@@ -1154,10 +1160,13 @@ def _walk_after_rides(sf: pd.DataFrame, p: FusionParams) -> pd.DataFrame:
     return sf
 
 
-def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionParams):
+def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionParams, ride_span=None):
     """Merge each validated section with the following sections of the same trip that the
     ride plausibly continues through (motorised, not confidently or user-set otherwise, not
-    sensed as walking), up to the first other section (e.g. the walk after alighting).
+    sensed as walking), up to the first other section (e.g. the walk after alighting). A
+    section lying within a validated ride the phone's points show (``ride_span``: user codes,
+    start and end times, s relative) continues it whatever its mode or hint (a bus stuck in a
+    jam looks like a walk), unless confidently incompatible.
 
     Returns (new internal frame, position of each old row in it)."""
     df = sec.frame
@@ -1174,6 +1183,15 @@ def _merge_ride_pieces(sec: _Sec, rec_sec, rec_locked, rec_mode, src, p: FusionP
     if "sensed_mode" in df:  # the phone's own hint says the tester walked: the ride is over
         cont &= df["sensed_mode"].to_numpy(dtype=object) != "WALKING"
     same_trip = np.r_[False, (trip[1:] == trip[:-1]) & (sec.ucode[1:] == sec.ucode[:-1])]
+    if ride_span is not None and len(ride_span[0]):
+        ru, ra, rb = ride_span
+        rk = ru.astype("float64") * _SPAN + ra
+        order = np.argsort(rk, kind="stable")
+        rk, rend = rk[order], (ru.astype("float64") * _SPAN + rb)[order]
+        j = np.searchsorted(rk, sec.key0, side="right") - 1  # the last ride starting before the row
+        jj = np.maximum(j, 0)
+        within = (j >= 0) & (sec.ucode * _SPAN + sec.t1 <= rend[jj] + p.min_cut_s) & (sec.key0 >= rk[jj])
+        cont |= within & ~locked
     joinable = cont & same_trip & ~df["_after_ride"].to_numpy(dtype=bool)  # row i may be merged into row i-1's ride
     # group id: a head starts a group; a joinable row that follows a grouped row joins it
     start = np.zeros(n, bool)

@@ -600,3 +600,19 @@ def test_a_wait_at_the_stop_ends_the_ride_even_when_another_bus_follows():
     assert matched(res, "V1") == ("t1", "t1-s1.1")
     assert abs((sec.loc["t1-s1.1", "end_ts"] - ts(8)).total_seconds()) <= 30
     assert sec.loc["t1-s1.2", "mode"] == "BUS"  # wait + second ride: faster than a walk, kept
+
+
+def test_pieces_within_a_ride_seen_in_the_points_are_merged_whatever_their_hint():
+    # the segmentation cut a bus ride at a 1-minute stop the phone's hint called walking
+    legs = [("WALKING", 0, 5, [0, 1], 0.9), ("CAR", 5, 9, [1, 3], 0.6), ("WALKING", 9, 10, [3, 3], 0.6),
+            ("CAR", 10, 14, [3, 5], 0.6), ("WALKING", 14, 20, [5, 6], 0.9)]
+    t, s = make(legs)
+    s["sensed_mode"] = ["WALKING", "CAR", "WALKING", "CAR", "WALKING"]
+    pts = points_along((0, 5, P[0], P[1]), (5, 9, P[1], P[3]), (9, 10, P[3], P[3]), (10, 14, P[3], P[5]),
+                       (14, 20.01, P[5], P[6]))
+    r = recs(rec("V1", "yelo_bus", 5.1, 1))
+    assert len(fuse(t, s, r).sections) == 5  # without the points the stop ends the merge
+    res = fuse(t, s, r, points=pts)
+    sec = res.sections.set_index("section_id")
+    assert list(sec.index) == ["t1-s0", "t1-s1", "t1-s4"]
+    assert sec.loc["t1-s1", "mode"] == "BUS" and sec.loc["t1-s1", "end_ts"] == ts(14)
