@@ -80,8 +80,10 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
         try:
             arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
             a, b = arr.slice(0, n - 1), arr.slice(1)
-            if pc.all(pc.less_equal(a, b)).as_py():
-                change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
+            # one pass over the ids: where they change; sorted if they rise at every change
+            change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
+            at = pa.array(np.flatnonzero(change))
+            if pc.all(pc.less(a.take(at), b.take(at))).as_py() is not False:
                 codes = np.zeros(n, dtype=np.intp)
                 np.cumsum(change, out=codes[1:])
                 first = np.r_[True, change]
