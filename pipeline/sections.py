@@ -9,9 +9,12 @@ equal class are sections; runs shorter than ``min_section_s`` (a car slowing at 
 GPS glitch) are merged into their longer neighbour, shortest first, until none is left: first
 on foot vs in a vehicle (so a bus that reads as cycling between stops and as a car when it
 runs stays whole), then bike vs motorised inside each vehicle leg. A walk that opens or
-closes a trip (to the stop, from the car park) is kept from ``edge_walk_min_s``. A
-foot/vehicle change is placed inside the sampling gap before the new section's first fix,
-from the vehicle's pace over the gap's step. Each section gets a sensed-mode hint (WALKING,
+closes a trip (to the stop, from the car park) is kept from ``edge_walk_min_s``; the still
+tail after the arrival (arrival fix included) joins the last section. A silence inside a
+vehicle leg longer than any vehicle stop is a wait on foot (an iOS phone records nothing at a
+transfer stop). A foot/vehicle change then moves by a fix or two to where the speeds between
+fixes change regime, and is placed inside the sampling gap before the new section's first
+fix, from the vehicle's pace over the gap's step. Each section gets a sensed-mode hint (WALKING,
 BICYCLING or CAR) with ``mode_source="rule"``; the mode classifier overwrites it later. All
 numpy over whole arrays: per-pass work is over runs, never per point in Python.
 """
