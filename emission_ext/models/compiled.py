@@ -165,7 +165,7 @@ def _tree_values(tables: tuple, X: np.ndarray) -> np.ndarray:
             nd = node[active]
             nd = child[2 * nd + (xf[rowoff[active] + col[nd]] <= thr[nd])]
             node[active] = nd
-            active = active[nd >= 0]
+            active = np.compress(nd >= 0, active)
         leaves[:, s:s + m] = ~node.reshape(m, n_trees).T
     return value[leaves].reshape(*shape, n)
 
