@@ -371,6 +371,9 @@ def overhead_cmd(csv_path, n_points, users, generator, model_path, repeat):
         motion = transitions = None
     motion = motion if motion is not None and len(motion) else None
     transitions = transitions if transitions is not None and len(transitions) else None
+    from .process import keep_freed_memory
+
+    keep_freed_memory()  # the allocator settings `process` runs with
     cpu = time.process_time
     c0 = cpu()
     ti = transit_index()
