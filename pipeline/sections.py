@@ -135,6 +135,15 @@ def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return out
 
 
+def _run_ends(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last position of each element's run in sorted ``g``: what
+    ``searchsorted(g, g, "left")`` and ``searchsorted(g, g, "right") - 1`` give, without a
+    million binary searches."""
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    lens = np.diff(np.r_[starts, g.size])
+    return np.repeat(starts, lens), np.repeat(starts + lens - 1, lens)
+
+
 def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
     """Mean speed over the centred window [t - h, t + h] inside the point's trip, m/s."""
     n = tr.t.size
@@ -152,8 +161,7 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
     lo = np.searchsorted(key, key - h, side="left")
     hi = np.searchsorted(key, key + h, side="right") - 1
     # at least one step: widen single-point windows to a neighbour of the same trip
-    first = np.searchsorted(g, g, side="left")
-    last = np.searchsorted(g, g, side="right") - 1
+    first, last = _run_ends(g)
     lo = np.where(lo == hi, np.maximum(lo - 1, first), lo)
     hi = np.where(lo == hi, np.minimum(hi + 1, last), hi)
     dt = t[hi] - t[lo]
@@ -456,8 +464,7 @@ def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> 
     """Give non-moving points the value of the previous moving point of their trip (or the
     next one at a trip's head). Trips without a moving point keep their values."""
     pos = np.arange(values.size)
-    first = np.searchsorted(g, g, side="left")
-    last = np.searchsorted(g, g, side="right") - 1
+    first, last = _run_ends(g)
     prev_mv = np.maximum.accumulate(np.where(moving, pos, -1))
     nxt_mv = np.minimum.accumulate(np.where(moving, pos, values.size)[::-1])[::-1]
     src = np.where(moving, pos, np.where(prev_mv >= first, prev_mv,
