@@ -287,15 +287,26 @@ def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path, conc
                    f"inputs of {MIN_POINTS_PER_JOB:,}+ points per core.")
 def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     """Segment raw INPUT files into trips, sections and places (no store)."""
+    import gc
+
     t0 = time.perf_counter()
     keep_freed_memory()
     prefetch = prefetch_csv(inputs, fmt)  # first: it parses while the imports below run
-    from ..io.writers import concat_csv
+    # module imports make hundreds of thousands of objects and no garbage: without a pause,
+    # the cyclic collector would walk them all a few times (~0.03 s)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        from ..io.writers import concat_csv
 
-    if not no_modes:  # the model and transit index load during the parse; workers inherit them
-        from ..models.apply import preload
+        if not no_modes:  # model and transit index load during the parse; workers inherit them
+            from ..models.apply import preload
 
-        preload()
+            preload()
+        import pipeline.segment  # noqa: F401 - loaded once, before the workers fork
+    finally:
+        if collecting:
+            gc.enable()
 
     out = Path(out_dir)
     infos = None
