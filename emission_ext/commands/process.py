@@ -152,6 +152,7 @@ def split_table(table, cols: dict[str, str], jobs: int):
     """``(row bounds, number of users)`` cutting a pyarrow-parsed CSV into runs of whole users
     (see :func:`split_users`), or None when its rows are not sorted by user id (or have none)."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if "user_id" not in cols:
@@ -162,10 +163,12 @@ def split_table(table, cols: dict[str, str], jobs: int):
         return None
     uid = pc.utf8_trim_whitespace(uid).combine_chunks()  # ids as the checks will see them
     a, b = uid.slice(0, n - 1), uid.slice(1)
-    if not pc.all(pc.less_equal(a, b)).as_py():
+    change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
+    at = pa.array(np.flatnonzero(change))
+    if pc.all(pc.less(a.take(at), b.take(at))).as_py() is False:  # sorted: rising at changes
         return None
     codes = np.zeros(n, dtype=np.intp)
-    np.cumsum(pc.not_equal(a, b).to_numpy(zero_copy_only=False), out=codes[1:])
+    np.cumsum(change, out=codes[1:])
     n_users = int(codes[-1]) + 1
     parts = split_users(codes, min(jobs, n_users) if jobs else auto_jobs(n, n_users))
     return None if parts is None else (parts, n_users)
