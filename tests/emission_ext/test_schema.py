@@ -59,3 +59,21 @@ def test_missing_required_column_and_duplicate_key():
 def test_mode_vocabulary_is_the_spec_list():
     assert schema.MODES == ("WALKING", "BICYCLING", "E_BIKE", "BIKESHARE", "BUS", "FERRY", "CAR",
                             "CARSHARE", "TRAIN", "TRAM", "SUBWAY", "AIR", "UNKNOWN")
+
+
+def test_unix_seconds_to_timestamps_match_pandas_bit_for_bit():
+    from emission_ext.schema import _to_utc
+
+    rng = np.random.default_rng(0)
+    v = np.concatenate([1.7e9 + rng.uniform(0, 1e8, 200_000),
+                        np.round(1.7e9 + rng.uniform(0, 1e6, 50_000), 3),
+                        rng.uniform(-1e9, 4e9, 50_000), np.arange(-3, 3) * 0.5,
+                        [1.0000000005, -1.0000000005, 1e-9, 1700000180.637]])
+    s = pd.Series(v, index=np.arange(v.size) * 2, name="ts")
+    ref = pd.to_datetime(s, unit="s", utc=True).astype(schema.UTC_TS)
+    got = _to_utc(s, "points", "ts")
+    pd.testing.assert_series_equal(got, ref)
+    # NaN and out-of-range values go through pandas itself
+    odd = pd.Series([1.7e9, np.nan, 1.5])
+    pd.testing.assert_series_equal(_to_utc(odd, "points", "ts"),
+                                   pd.to_datetime(odd, unit="s", utc=True).astype(schema.UTC_TS))
