@@ -161,7 +161,7 @@ def split_table(table, cols: dict[str, str], jobs: int):
     n = len(uid)
     if uid.null_count or n < 2:
         return None
-    uid = pc.utf8_trim_whitespace(uid).combine_chunks()  # ids as the checks will see them
+    uid = uid.combine_chunks()  # one chunk already (read_arrow), ids stripped as checked
     a, b = uid.slice(0, n - 1), uid.slice(1)
     change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
     at = pa.array(np.flatnonzero(change))

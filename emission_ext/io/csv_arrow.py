@@ -63,8 +63,9 @@ def _header(path: str) -> list[str] | None:
 
 
 def read_arrow(path: str, user_id_given: bool = False):
-    """Parse ``path`` with pyarrow: ``(table, columns)`` with the schema columns found, or
-    None when the file is not the clean common case (see the module docstring)."""
+    """Parse ``path`` with pyarrow: ``(table, columns)`` with the schema columns found (one
+    chunk per column, user ids stripped of surrounding spaces), or None when the file is not
+    the clean common case (see the module docstring)."""
     names = _header(path)
     if names is None:
         return None
@@ -83,9 +84,18 @@ def read_arrow(path: str, user_id_given: bool = False):
             convert_options=pacsv.ConvertOptions(
                 column_types=types, include_columns=list(types), null_values=NA_VALUES,
                 strings_can_be_null=True, quoted_strings_can_be_null=False))
+        if table.num_rows == 0:
+            return None
+        # still in the background thread: one contiguous buffer per column (numpy views
+        # later, no per-slice copies) and ids without surrounding spaces, as the checks want
+        table = table.combine_chunks()
+        if "user_id" in cols:
+            import pyarrow.compute as pc
+
+            i = table.schema.get_field_index(cols["user_id"])
+            table = table.set_column(i, cols["user_id"],
+                                     pc.utf8_trim_whitespace(table.column(i)).combine_chunks())
     except Exception:  # noqa: BLE001 - any parse problem: the pandas path reports it exactly
-        return None
-    if table.num_rows == 0:
         return None
     return table, cols
 
@@ -97,7 +107,8 @@ class Prefetch:
     """
 
     def __init__(self, path: str, user_id_given: bool = False):
-        import pyarrow.csv  # noqa: F401 - imported here, not in the thread (import locks)
+        import pyarrow.compute  # noqa: F401 - imported here, not in the thread (import locks)
+        import pyarrow.csv  # noqa: F401
 
         self.path = str(path)
         self._out = None

@@ -144,11 +144,9 @@ def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bo
     def col(name):  # one column as a Series (pyarrow: numbers zero-copy, ids as Arrow text)
         if not arrow:
             return df[name]
-        c = df.column(name)
+        c = df.column(name)  # ids already stripped by read_arrow
         if name == cols.get("user_id"):
-            import pyarrow.compute as pc
-
-            return pd.Series(pd.array(pc.utf8_trim_whitespace(c), dtype=schema.STR))
+            return pd.Series(pd.array(c, dtype=schema.STR))
         return pd.Series(c.to_numpy(), copy=False)
 
     chk = RowChecker(path, line)
