@@ -49,12 +49,12 @@ def _seeds(text: str) -> list[int]:
         raise click.BadParameter(f"seeds must look like 1,2,5-8, not {text!r}") from None
 
 
-def _build(data: str, seeds, testers, days, transit, jitter=None) -> pd.DataFrame:
+def _build(data: str, seeds, testers, days, transit, jitter=None, ferry_outing=None) -> pd.DataFrame:
     """A labelled table from ``synth``, ``real`` or a Parquet/CSV file."""
     from ..models.dataset import real_sections, synthetic_sections
 
     if data == "synth":
-        frames = [synthetic_sections(s, testers, days, transit, jitter_m=jitter)
+        frames = [synthetic_sections(s, testers, days, transit, jitter_m=jitter, ferry_outing=ferry_outing)
                   for s in progress(seeds, desc="synthetic worlds", unit="world")]
         df = pd.concat(frames, ignore_index=True)
         df["source"] = "synth"
@@ -75,13 +75,14 @@ def _build(data: str, seeds, testers, days, transit, jitter=None) -> pd.DataFram
     return df
 
 
-def _load_data(datas, seeds, testers, days, no_transit=False, jitter=None) -> pd.DataFrame:
+def _load_data(datas, seeds, testers, days, no_transit=False, jitter=None, ferry_outing=None) -> pd.DataFrame:
     transit = None
     if not no_transit and any(d in ("synth", "real") for d in datas):
         from ..models.apply import transit_index
 
         transit = transit_index()
-    return pd.concat([_build(d, seeds, testers, days, transit, jitter) for d in datas], ignore_index=True)
+    return pd.concat([_build(d, seeds, testers, days, transit, jitter, ferry_outing) for d in datas],
+                     ignore_index=True)
 
 
 _data_opts = [
@@ -109,7 +110,11 @@ def command():
 @data_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .parquet or .csv.")
 @click.option("--jitter", default=None, help="Extra GPS noise per synthetic phone, metres, e.g. 5-30.")
-def dataset_cmd(datas, seeds, testers, days, out, jitter):
+@click.option("--ferry-outing", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Synthetic worlds: probability that a day-off outing of a tester living near a "
+                   "sea-shuttle terminal takes the shuttle (default world: 0.25). A ferry-rich "
+                   "training world; use its own seeds.")
+def dataset_cmd(datas, seeds, testers, days, out, jitter, ferry_outing):
     """Build a labelled section table (features + true mode + group) and write it to OUT."""
     t0 = time.perf_counter()
     if jitter:
@@ -118,9 +123,11 @@ def dataset_cmd(datas, seeds, testers, days, out, jitter):
         except ValueError:
             raise click.BadParameter(f"--jitter must look like 5-30, not {jitter!r}") from None
         jitter = (lo, hi)
-    df = _load_data(datas, _seeds(seeds), testers, days, jitter=jitter)
+    df = _load_data(datas, _seeds(seeds), testers, days, jitter=jitter, ferry_outing=ferry_outing)
     if jitter:
         df["group"] = df["group"] + f":jitter{jitter[0]:g}-{jitter[1]:g}"
+    if ferry_outing is not None:
+        df["group"] = df["group"] + f":ferry{ferry_outing:g}"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     df.to_parquet(out, index=False) if out.suffix == ".parquet" else df.to_csv(out, index=False)

@@ -106,17 +106,30 @@ def jitter_points(points: pd.DataFrame, sigma_m: tuple[float, float], seed: int)
 
 def synthetic_sections(seed: int, testers: int, days: int, transit=None, *,
                        motion: bool = True, world=None,
-                       jitter_m: tuple[float, float] | None = None) -> pd.DataFrame:
+                       jitter_m: tuple[float, float] | None = None,
+                       ferry_outing: float | None = None) -> pd.DataFrame:
     """Features and true labels of the segmented sections of one synthetic world.
 
     ``jitter_m``: add per-phone GPS noise first (see :func:`jitter_points`).
+    ``ferry_outing``: probability that a day-off outing of a tester living within 2.5 km of a
+    sea-shuttle terminal takes the shuttle (:attr:`emission_ext.synth.plans.PlanParams.p_ferry_outing`,
+    default world 0.25); a higher value makes a ferry-rich *training* world (today's default
+    worlds have about one segmented ferry section per 25 testers x 7 days).
     Columns: the features, ``label``, ``purity``, ``user_id``, ``section_id``, ``group``
     (``"<seed>:<user_id>"``: one tester of one world) and ``seed``.
     """
     from emission_ext.synth import generate_world
     from pipeline.segment import segment_user
 
-    w = world if world is not None else generate_world(testers=testers, days=days, seed=seed)
+    if world is not None:
+        w = world
+    elif ferry_outing is not None:
+        from emission_ext.synth.plans import PlanParams
+
+        w = generate_world(testers=testers, days=days, seed=seed,
+                           plans=PlanParams(p_ferry_outing=float(ferry_outing)))
+    else:
+        w = generate_world(testers=testers, days=days, seed=seed)
     points = w.points if jitter_m is None else jitter_points(w.points, jitter_m, seed + 7919)
     seg = segment_user(points, w.motion, w.transitions)
     sections = seg["sections"].reset_index(drop=True)

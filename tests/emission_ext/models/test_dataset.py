@@ -55,3 +55,26 @@ def test_real_sections_are_gps_only():
     assert df["n_points"].gt(0).all()
     walk = df[df["coarse"] == "on_foot"]
     assert (walk["label"] == "WALKING").all() and walk["speed_p50"].lt(2.5).all()
+
+
+def test_ferry_outing_reaches_the_generator(monkeypatch):
+    """``ferry_outing`` builds the world with that sea-shuttle outing probability (and only then)."""
+    import emission_ext.synth as synth
+    from emission_ext.models.dataset import synthetic_sections
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(**kw):
+        seen.append(kw)
+        raise Stop
+
+    monkeypatch.setattr(synth, "generate_world", fake)
+    with pytest.raises(Stop):
+        synthetic_sections(3, 2, 1, ferry_outing=1.0)
+    with pytest.raises(Stop):
+        synthetic_sections(3, 2, 1)
+    assert seen[0]["plans"].p_ferry_outing == 1.0 and seen[0]["seed"] == 3
+    assert "plans" not in seen[1]
