@@ -121,3 +121,8 @@ class Prefetch:
     def result(self):
         self._thread.join()
         return self._out
+
+    def release(self) -> None:
+        """Forget the result (the caller holds the only reference to the table now)."""
+        self._thread.join()
+        self._out = None
