@@ -82,3 +82,18 @@ def test_warm_builds_both_caches_once(tmp_path, monkeypatch):
     finally:
         models._cached.cache_clear()
         apply.transit_index.cache_clear()
+
+
+def test_dataset_ferry_outing_tags_the_groups(tmp_path):
+    """`model dataset --ferry-outing P` builds worlds with that probability; their groups say so."""
+    import pandas as pd
+
+    out = tmp_path / "f.parquet"
+    r = CliRunner().invoke(cli, ["model", "dataset", "--data", "synth", "--seeds", "3", "--testers", "2",
+                                 "--days", "1", "--ferry-outing", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(out)
+    assert len(df) and df["group"].str.endswith(":ferry1").all()
+    r = CliRunner().invoke(cli, ["model", "dataset", "--data", "synth", "--ferry-outing", "2",
+                                 "--out", str(out)])
+    assert r.exit_code == 2  # outside 0-1
