@@ -41,13 +41,12 @@ def keep_freed_memory() -> None:
     kept for the next ones; peak memory stays the same. No-op where glibc is absent.
     """
     import ctypes
-    import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux"):
         return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the program's own symbols: glibc's, no library search
         m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc malloc.h
         libc.mallopt(m_mmap_threshold, 32 << 20)  # the largest glibc accepts on 64-bit
         libc.mallopt(m_trim_threshold, 1 << 30)
@@ -70,12 +69,11 @@ def _before_fork() -> None:
     alive now leave the garbage collector's scans (which would write to them). No collection
     first (~16 ms): a worker's little frozen garbage ends with it."""
     import ctypes
-    import ctypes.util
     import gc
 
     gc.freeze()
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
