@@ -126,7 +126,8 @@ def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
     import pyarrow.csv as pacsv
 
     try:
-        tbl = pa.Table.from_pandas(df, preserve_index=False)
+        # one thread: tables of a few thousand rows convert faster than a pool starts
+        tbl = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         df.to_csv(path, index=False, header=header)
         return
