@@ -193,24 +193,35 @@ class SectionPoints:
         return g[keep], self.t[keep], self.lat[keep], self.lon[keep], self.acc[keep]
 
 
+# group_quantiles' packed sort key: 20 bits of group, the top 43 bits of a non-negative double
+_GROUP_BITS = 20
+_VALUE_BITS = 63 - _GROUP_BITS
+_VALUE_MASK = (1 << _VALUE_BITS) - 1
+_GROUP_LIMIT = 1 << _GROUP_BITS
+
+
 def group_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs) -> np.ndarray:
     """Quantiles of ``values`` within each group (nearest rank), shape (n_groups, len(qs)).
 
     NaN values are ignored; groups without values give NaN. Non-negative values (speeds,
-    durations, distances: every use here) are sorted within their groups by one plain sort
-    of ``group + value / scale`` (the integer part keeps the groups apart); other values fall
-    back to a ``lexsort``. No loop over groups.
+    durations, distances: every use here) are sorted within their groups by one sort of a
+    64-bit integer key: the group in the top 20 bits, the value's IEEE-754 bits (order-
+    preserving for non-negative floats) truncated to 43 bits below. Quantiles are therefore
+    the values truncated to a relative 2.3e-10, and a section's quantiles never depend on
+    which other sections are in the batch (a ``group + value / scale`` float key did: its
+    rounding followed the batch's largest value and the group's position). Negative values
+    or more than 2**20 groups fall back to an exact ``lexsort``. No loop over groups.
     """
     ok = np.isfinite(values)
     v, g = values[ok], group[ok]
     out = np.full((n_groups, len(qs)), np.nan)
     if len(v) == 0:
         return out
-    vmin = v.min()
-    if vmin >= 0:
-        scale = float(v.max()) * (1.0 + 1e-9) + 1e-300
-        key = np.sort(g + v / scale, kind="stable")  # same values; ~2.5x faster here
-        v = (key - np.floor(key)) * scale
+    if v.min() >= 0 and n_groups <= _GROUP_LIMIT:
+        v = v.astype(np.float64) + 0.0  # contiguous copy; -0.0 (sign bit set) becomes +0.0
+        key = (g.astype(np.int64) << _VALUE_BITS) | (v.view(np.int64) >> _GROUP_BITS)
+        key.sort(kind="stable")  # groups arrive contiguous: ~10x faster than a lexsort
+        v = ((key & _VALUE_MASK) << _GROUP_BITS).view(np.float64)
     else:
         v = v[np.lexsort((v, g))]
     counts = np.bincount(g, minlength=n_groups)

@@ -204,6 +204,20 @@ def test_group_quantiles_fast_path_matches_numpy():
     np.testing.assert_allclose(neg[7, 0], np.sort(-v[g == 7])[int(np.floor(0.5 * ((g == 7).sum() - 1) + 0.5))])
 
 
+def test_group_quantiles_do_not_depend_on_the_other_groups():
+    """A section's quantiles are the same alone or behind thousands of others with a huge
+    maximum (the per-user results of ``process`` must not depend on its batch)."""
+    rng = np.random.default_rng(1)
+    mine = rng.gamma(2.0, 3.0, 50)
+    alone = group_quantiles(mine, np.zeros(50, dtype=np.int64), 1, (0.1, 0.5, 0.85))
+    others = rng.gamma(2.0, 3.0, 40_000) * 1e4
+    g = np.r_[np.repeat(np.arange(4000), 10), np.full(50, 4000)]
+    batch = group_quantiles(np.r_[others, mine], g, 4001, (0.1, 0.5, 0.85))
+    assert np.array_equal(batch[4000], alone[0])
+    np.testing.assert_allclose(alone[0], np.sort(mine)[[5, 25, 42]], rtol=3e-10)
+    assert not np.isnan(group_quantiles(np.array([-0.0, 1.0]), np.array([0, 0]), 1, (0.0,))).any()
+
+
 def test_two_step_speed_damps_gps_noise():
     rng = np.random.default_rng(3)
     pts = track([1.4] * 200, dt=10.0)
