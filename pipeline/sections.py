@@ -96,6 +96,11 @@ class SectionParams:
     foot_step_max_mps : float
         A step between two fixes at most this fast (m/s) reads as on foot when a change is
         refined.
+    ferry_line_m, ferry_quay_m, ferry_min_s : float
+        With a transit index, fixes within ``ferry_line_m`` of a ferry route and farther than
+        ``ferry_quay_m`` from every ferry quay, between a fix at one quay and a fix at another
+        quay, lasting at least ``ferry_min_s`` seconds, are a ferry crossing (a vehicle
+        section), whatever their speed, see ``_ferry_crossings``.
     silent_waits : bool
         A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
         ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
@@ -123,6 +128,9 @@ class SectionParams:
     silent_waits: bool = True
     arrival_in_tail: bool = True
     foot_step_max_mps: float = 2.0
+    ferry_line_m: float = 15.0
+    ferry_quay_m: float = 40.0
+    ferry_min_s: float = 60.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -460,6 +468,94 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     return out
 
 
+def ferry_quays(transit) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (metres, the index's plane) and station of every stop a ferry calls at.
+
+    Parameters
+    ----------
+    transit : pipeline.transit.TransitIndex
+
+    Returns
+    -------
+    xy : ndarray, shape (n, 2)
+        Quay positions, metres.
+    station : ndarray of int
+        Station index per quay (two stops of one pier share it).
+    """
+    st = transit.stop_times
+    served = transit.route_mode[transit.trip_route[st["trip"].to_numpy()]] == "FERRY"
+    stations = np.unique(st["station"].to_numpy()[served])
+    keep = np.isin(transit.stop_station, stations)
+    return transit.stop_xy[keep], transit.stop_station[keep]
+
+
+def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
+                     p: SectionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Which trip points (positions in ``inside``) are on a ferry crossing.
+
+    A harbour ferry is slower than a walk, so speed cannot tell it from the walks around it;
+    its position can: on the water along a ferry route, away from both quays. A run of
+    consecutive fixes of one trip within ``ferry_line_m`` of a ferry route and farther than
+    ``ferry_quay_m`` from every quay is a crossing when the fix just before it is at one quay
+    and the fix just after it at another (a walk along a quayside promenade next to a ferry
+    route does not start and end at two quays), and it lasts at least ``ferry_min_s`` from the
+    fix before to the fix after.
+
+    Returns
+    -------
+    on_ferry : ndarray of bool
+        Per trip point (positions in ``inside``).
+    change_at : ndarray of float
+        Unix seconds, NaN but at a crossing's first fix (when the ferry left the quay) and at
+        the fix after it (when it arrived): the ferry's own pace over the crossing carries it
+        from the quay to that fix, so the change is placed that distance before (after) it.
+    """
+    out = np.zeros(inside.size, dtype=bool)
+    change_at = np.full(inside.size, np.nan)
+    if transit is None or inside.size < 3:
+        return out, change_at
+    qxy, qst = ferry_quays(transit)
+    if len(qxy) == 0:
+        return out, change_at
+    lat, lon = tr.lat[inside], tr.lon[inside]
+    d_line = transit.distance_to_ferry_line(lat, lon)
+    near = d_line <= p.ferry_line_m + p.ferry_quay_m
+    cand = np.flatnonzero(near)
+    if cand.size == 0:
+        return out, change_at
+    x, y = transit.project(lat[cand], lon[cand])
+    d2 = (np.atleast_1d(x)[:, None] - qxy[None, :, 0]) ** 2 + (np.atleast_1d(y)[:, None] - qxy[None, :, 1]) ** 2
+    k = d2.argmin(axis=1)
+    d_quay = np.full(inside.size, np.inf)
+    d_quay[cand] = np.sqrt(d2[np.arange(cand.size), k])
+    quay = np.full(inside.size, -1, np.int64)
+    quay[cand] = qst[k]
+    on = (d_line <= p.ferry_line_m) & (d_quay > p.ferry_quay_m)
+    at_quay = d_quay <= p.ferry_quay_m
+    # runs of "on the water" inside one trip
+    starts = np.flatnonzero(on & np.r_[True, ~on[:-1] | (g[1:] != g[:-1])])
+    ends = np.flatnonzero(on & np.r_[~on[1:] | (g[1:] != g[:-1]), True])
+    if starts.size == 0:
+        return out, change_at
+    b, a = starts - 1, ends + 1
+    ok = (b >= 0) & (a < inside.size)
+    b, a = np.clip(b, 0, inside.size - 1), np.clip(a, 0, inside.size - 1)
+    t = tr.t[inside]
+    ok &= (g[b] == g[starts]) & (g[a] == g[starts]) & at_quay[b] & at_quay[a]
+    ok &= (quay[b] != quay[a]) & (t[a] - t[b] >= p.ferry_min_s)
+    if ok.any():
+        starts, ends, b, a = starts[ok], ends[ok], b[ok], a[ok]
+        idx, _ = expand_ranges(starts, ends)
+        out[idx] = True
+        # the ferry's pace: path from the fix at one quay to the fix at the other, over the time
+        cum = np.cumsum(tr.step[inside])
+        pace = (cum[a] - cum[b]) / np.maximum(t[a] - t[b], 1.0)
+        pace = np.maximum(pace, 0.1)
+        change_at[starts] = np.clip(t[starts] - d_quay[starts] / pace, t[b], t[starts])
+        change_at[a] = np.clip(t[ends] + d_quay[ends] / pace, t[ends], t[a])
+    return out, change_at
+
+
 def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Give non-moving points the value of the previous moving point of their trip (or the
     next one at a trip's head). Trips without a moving point keep their values."""
@@ -508,10 +604,12 @@ def _change_times(tr: Track, speed: np.ndarray, first_pt: np.ndarray, first_of_t
 
 def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.ndarray,
                         motion: pd.DataFrame | None = None, params: SectionParams = SectionParams(),
-                        labelled: bool | str = True) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                        labelled: bool | str = True, transit=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Sections and labelled points (None unless ``labelled``) for trips given as index
     ranges into a sorted track; ``labelled="arrays"`` gives the sections' points as a
-    :class:`pipeline.features.SectionPoints` instead (all the mode features need)."""
+    :class:`pipeline.features.SectionPoints` instead (all the mode features need). With
+    ``transit`` (a :class:`pipeline.transit.TransitIndex`), ferry crossings become sections
+    of their own (see ``_ferry_crossings``)."""
     p = params
     n = tr.t.size
     trip_of = _point_trip(n, s, e)
@@ -563,6 +661,12 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     if starts.size > 1 and p.refine_points > 0:
         merged = _refine_foot_changes(merged, starts, g, tr.t[inside], tr.step[inside], p)
         starts, lens = _runs(merged, g)
+    ferry_at = None
+    if transit is not None and starts.size:
+        ferry, ferry_at = _ferry_crossings(tr, inside, g, transit, p)
+        if ferry.any():
+            merged = np.where(ferry, MOTOR, merged)
+            starts, lens = _runs(merged, g)
 
     trip_ids = trips["trip_id"].to_numpy(dtype=object)
     users = trips["user_id"].to_numpy(dtype=object)
@@ -587,6 +691,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         trip_start = schema.to_unix(trips["start_ts"])
         sec_start = np.where(first_of_trip, np.minimum(trip_start[sec_trip], sec_start),
                              _change_times(tr, speed, first_pt, first_of_trip, sec_cls, p))
+        if ferry_at is not None:  # a ferry leaves and reaches a quay at its own pace
+            at = ferry_at[starts]
+            sec_start = np.where(~first_of_trip & np.isfinite(at), at, sec_start)
         # a section ends where the next one of its trip starts
         sec_end = np.where(nxt_same, np.r_[sec_start[1:], 0.0], sec_end)
     # confidence of the hint: share of the section's points whose own class agrees

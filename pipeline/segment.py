@@ -28,7 +28,7 @@ class SegmentParams:
 def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
                  transitions: pd.DataFrame | None = None,
                  params: SegmentParams = SegmentParams(), *,
-                 labelled: bool | str = True) -> dict[str, pd.DataFrame]:
+                 labelled: bool | str = True, transit=None) -> dict[str, pd.DataFrame]:
     """Clean points and segment them into places, trips and sections.
 
     Parameters
@@ -45,6 +45,9 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         tables are wanted (``labelled_points`` is then None). ``"arrays"``: no
         ``labelled_points`` but ``section_points``, the sections' points as the arrays the
         mode features read (:class:`pipeline.features.SectionPoints`), at a fraction of the cost.
+    transit : pipeline.transit.TransitIndex, optional
+        Reference transit lines: with it, ferry crossings (slower than a walk, told apart by
+        their position on the water between two quays) become sections of their own.
 
     Returns
     -------
@@ -58,7 +61,7 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
     places, trips = build_trips(tr, s, e)
     del clean
     sections, lab = sections_from_track(tr, trips, s, e, motion, params.sections,
-                                        labelled=labelled)
+                                        labelled=labelled, transit=transit)
     if labelled == "arrays":
         return {"places": places, "trips": trips, "sections": sections, "labelled_points": None,
                 "section_points": lab, "removed": removed}

@@ -189,13 +189,15 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
     from pipeline.segment import segment_user
 
     from ..io.writers import write_table
+    from ..models.apply import transit_index
 
     t0 = time.perf_counter()
     if callable(points):
         points = points()
     n_points = len(points)
     t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays")
+    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays",
+                       transit=transit_index())  # ferry crossings
     del points
     t2 = time.perf_counter()
     if not no_modes:  # the shipped mode classifier (rules when none is shipped)
@@ -317,6 +319,10 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
             from ..models.apply import preload
 
             preload()
+        else:  # segmentation reads the ferry routes
+            from ..models.apply import transit_index
+
+            transit_index()
         import pipeline.segment  # noqa: F401 - loaded once, before the workers fork
     finally:
         if collecting:

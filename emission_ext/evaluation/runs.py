@@ -20,11 +20,14 @@ from .segmentation import TripScore, match_trips, read_emission_ground_truth, se
 def _segment(raw):
     from pipeline.segment import segment_user
 
+    from emission_ext.models.apply import transit_index
+
     pts = raw.points
     if raw.tz:
         pts = pts.assign(tz=pts["user_id"].map(raw.tz))
     return segment_user(pts, raw.motion if len(raw.motion) else None,
-                        raw.transitions if len(raw.transitions) else None)
+                        raw.transitions if len(raw.transitions) else None,
+                        transit=transit_index())
 
 
 def real_days(reference_dir: str | Path) -> tuple[pd.DataFrame, TripScore]:

@@ -56,7 +56,11 @@ def run(inputs: dict[str, pd.DataFrame], ctx) -> dict[str, pd.DataFrame]:
         points = points.assign(tz=ctx.tz)
     motion = inputs.get("motion")
     transitions = inputs.get("transitions")
-    res = segment_user(points,
+    from emission_ext.models.apply import transit_index
+
+    # the same resource as the modes stage's default feed: ferry crossings are found by position
+    transit = ctx.resource("transit_index:None", lambda: transit_index(None))
+    res = segment_user(points, transit=transit,
                        motion=motion if motion is not None and len(motion) else None,
                        transitions=transitions if transitions is not None and len(transitions) else None,
                        params=params)

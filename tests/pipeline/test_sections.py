@@ -208,3 +208,53 @@ def test_arrival_fix_and_still_tail_do_not_make_a_closing_walk():
     assert list(sections["sensed_mode"]) == ["CAR"]
     old, _ = segment_sections(pts, trips, params=SectionParams(arrival_in_tail=False))
     assert list(old["sensed_mode"]) == ["CAR", "WALKING"]
+
+
+class _FerryStub:
+    """Duck-typed transit index: one ferry route along y=0 from quay x=0 to quay x=230 m."""
+
+    def __init__(self):
+        from tests.pipeline._frames import LAT0, LON0
+        self.lat0, self.lon0 = LAT0, LON0
+        self.stop_times = pd.DataFrame({"station": [0, 1], "stop": [0, 1], "trip": [0, 0]})
+        self.trip_route = np.array([0])
+        self.route_mode = np.array(["FERRY"])
+        self.stop_station = np.array([0, 1, 2])
+        self.stop_xy = np.array([[0.0, 0.0], [230.0, 0.0], [-2000.0, 500.0]])  # 2: a bus stop
+
+    def project(self, lat, lon):
+        from tests.pipeline._frames import M_LAT, M_LON
+        return ((np.asarray(lon) - self.lon0) * M_LON, (np.asarray(lat) - self.lat0) * M_LAT)
+
+    def distance_to_ferry_line(self, lat, lon):
+        x, y = self.project(lat, lon)
+        return np.hypot(x - np.clip(x, 0.0, 230.0), y)
+
+
+def test_ferry_crossing_slower_than_a_walk_is_cut_out_by_its_position():
+    from pipeline.segment import segment_user
+    rng = np.random.default_rng(3)
+    t, x = [], []
+    stay0 = np.arange(0, 1800, 60.0)
+    t += [stay0]; x += [np.full(stay0.size, -800.0)]
+    walk1 = 1800 + np.arange(30, 630, 30.0)                     # 780 m at 1.3 m/s to the quay
+    t += [walk1]; x += [-800.0 + 1.3 * (walk1 - 1800)]
+    wait = np.arange(660, 780, 30.0) + 1800                       # 2 min at the quay
+    t += [wait]; x += [np.zeros(wait.size)]
+    dep = 2580.0
+    ferry = dep + np.arange(30, 300, 30.0)                        # 230 m at ~0.77 m/s
+    t += [ferry]; x += [(ferry - dep) * 230.0 / 300.0]
+    arr = dep + 300.0
+    walk2 = arr + np.arange(30, 630, 30.0)                        # on, away from the line
+    t += [walk2]; x += [230.0 + 1.3 * (walk2 - arr)]
+    stay1 = walk2[-1] + np.arange(60, 1800, 60.0)
+    t += [stay1]; x += [np.full(stay1.size, x[-1][-1])]
+    t, x = np.concatenate(t), np.concatenate(x)
+    y = np.where((x > 0) & (x < 230), 0.0, 30.0 * (x > 230))     # the walk after leaves the quay inland
+    pts = frame(t, x + rng.normal(0, 3, t.size), y + rng.normal(0, 3, t.size))
+    plain = segment_user(pts)
+    assert len(plain["trips"]) == 1 and list(plain["sections"]["sensed_mode"]) == ["WALKING"]
+    res = segment_user(pts, transit=_FerryStub())["sections"]
+    assert list(res["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    got = _boundaries(res)
+    assert abs(got[0] - dep) <= 60 and abs(got[1] - arr) <= 60
