@@ -77,6 +77,10 @@ def segmentation(reference, synthetic, world, testers, days, seed, tolerance):
                f"counting our trip starts/ends as boundaries too: "
                f"{res['boundary_hits_with_edges']}/{res['boundary_total']} = "
                f"{res['boundary_share_with_edges']:.3f}")
+    if "pred_boundaries" in res:
+        click.echo(f"predicted section boundaries within {tolerance:.0f} s of a true mode change: "
+                   f"{res['pred_boundaries_near']}/{res['pred_boundaries']} = "
+                   f"{res['pred_boundary_share']:.3f}")
 
 
 from ._evaluate_fusion import command as _fusion_eval; command.add_command(_fusion_eval)  # noqa: E402,E702 (issue 6)

@@ -14,7 +14,8 @@ import pandas as pd
 
 from emission_ext.errors import InputError
 
-from .segmentation import TripScore, match_trips, read_emission_ground_truth, section_boundary_hits
+from .segmentation import (TripScore, match_trips, predicted_boundaries_near,
+                           read_emission_ground_truth, section_boundary_hits)
 
 
 def _segment(raw):
@@ -126,10 +127,13 @@ def synthetic(world_dir: str | Path, tolerance_s: float = 60.0) -> dict:
     score = TripScore.from_counts(len(pt), len(truth_trips), m["start_err_s"], m["end_err_s"])
     hits, total = section_boundary_hits(ps, truth_secs, tolerance_s)
     hits_e, _ = section_boundary_hits(ps, truth_secs, tolerance_s, pred_trips=pt)
+    near, n_pred_b = predicted_boundaries_near(ps, truth_secs, tolerance_s)
     out = {"trips": score, "boundary_hits": hits, "boundary_total": total,
            "boundary_share": hits / total if total else float("nan"),
            "boundary_hits_with_edges": hits_e,
            "boundary_share_with_edges": hits_e / total if total else float("nan"),
+           "pred_boundaries_near": near, "pred_boundaries": n_pred_b,
+           "pred_boundary_share": near / n_pred_b if n_pred_b else float("nan"),
            "unobservable_trips": unobservable}
     testers = world / "truth" / "testers.csv"
     if testers.exists():

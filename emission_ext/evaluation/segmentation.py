@@ -154,26 +154,55 @@ def section_boundary_hits(pred_sections: pd.DataFrame, ref_sections: pd.DataFram
     -------
     (hits, total) : tuple of int
     """
-    def boundaries(df: pd.DataFrame, need_mode_change: bool):
-        if len(df) == 0:
-            return np.empty(0, dtype=object), np.empty(0)
-        d = df.sort_values(["user_id", "trip_id", "start_ts"], kind="stable")
-        same_trip = (d["trip_id"].to_numpy() == np.r_[None, d["trip_id"].to_numpy()[:-1]]) & \
-                    (d["user_id"].to_numpy() == np.r_[None, d["user_id"].to_numpy()[:-1]])
-        keep = same_trip
-        if need_mode_change:
-            keep &= d["mode"].to_numpy() != np.r_[None, d["mode"].to_numpy()[:-1]]
-        return d["user_id"].astype(str).to_numpy()[keep], schema.to_unix(d["start_ts"])[keep]
-
-    ru, rt = boundaries(ref_sections, True)
-    pu, pt = boundaries(pred_sections, False)
+    ru, rt = _boundaries(ref_sections, True)
+    pu, pt = _boundaries(pred_sections, False)
     if pred_trips is not None and len(pred_trips):
         tu = pred_trips["user_id"].astype(str).to_numpy()
         pu = np.concatenate([pu, tu, tu])
         pt = np.concatenate([pt, schema.to_unix(pred_trips["start_ts"]),
                              schema.to_unix(pred_trips["end_ts"])])
+    return _near_count(ru, rt, pu, pt, tolerance_s), int(rt.size)
+
+
+def predicted_boundaries_near(pred_sections: pd.DataFrame, ref_sections: pd.DataFrame,
+                              tolerance_s: float = 60.0) -> tuple[int, int]:
+    """How many predicted section boundaries lie within ``tolerance_s`` of a true mode change.
+
+    The precision side of :func:`section_boundary_hits` (same definitions: a predicted
+    boundary is the start of a predicted section that is not the first of its trip; a true
+    change is the start of a reference section after one of another mode in its trip). A
+    boundary far from every true change is a false cut (a bus stop read as a walk).
+
+    Returns
+    -------
+    (near, total) : tuple of int
+        Predicted boundaries near a true change, and all predicted boundaries.
+    """
+    ru, rt = _boundaries(ref_sections, True)
+    pu, pt = _boundaries(pred_sections, False)
+    return _near_count(pu, pt, ru, rt, tolerance_s), int(pt.size)
+
+
+def _boundaries(df: pd.DataFrame, need_mode_change: bool) -> tuple[np.ndarray, np.ndarray]:
+    """User and unix start (s) of every section that is not the first of its trip (and, with
+    ``need_mode_change``, whose mode differs from the previous section's)."""
+    if len(df) == 0:
+        return np.empty(0, dtype=object), np.empty(0)
+    d = df.sort_values(["user_id", "trip_id", "start_ts"], kind="stable")
+    same_trip = (d["trip_id"].to_numpy() == np.r_[None, d["trip_id"].to_numpy()[:-1]]) & \
+                (d["user_id"].to_numpy() == np.r_[None, d["user_id"].to_numpy()[:-1]])
+    keep = same_trip
+    if need_mode_change:
+        keep &= d["mode"].to_numpy() != np.r_[None, d["mode"].to_numpy()[:-1]]
+    return d["user_id"].astype(str).to_numpy()[keep], schema.to_unix(d["start_ts"])[keep]
+
+
+def _near_count(ru: np.ndarray, rt: np.ndarray, pu: np.ndarray, pt: np.ndarray,
+                tolerance_s: float) -> int:
+    """How many of the times ``rt`` (users ``ru``) have a time of ``pt`` (users ``pu``) of the
+    same user within ``tolerance_s`` seconds."""
     if rt.size == 0:
-        return 0, 0
+        return 0
     hits = 0
     for u in np.unique(ru):  # per user, vectorised inside
         r = rt[ru == u]
@@ -185,7 +214,7 @@ def section_boundary_hits(pred_sections: pd.DataFrame, ref_sections: pd.DataFram
         before = np.abs(p[np.maximum(j - 1, 0)] - r)
         near = np.minimum(after, before)
         hits += int((near <= tolerance_s).sum())
-    return hits, int(rt.size)
+    return hits
 
 
 def read_emission_ground_truth(path: str | Path, user_id: str | None = None

@@ -52,6 +52,17 @@ def test_boundary_hits_count_only_mode_changes():
     assert section_boundary_hits(pred, ref, 60) == (1, 2)   # 100 hit (130), 300 missed (400)
 
 
+def test_predicted_boundaries_near_a_true_change():
+    from emission_ext.evaluation.segmentation import predicted_boundaries_near
+    ref = pd.DataFrame({"user_id": "u", "trip_id": "t", "mode": ["WALKING", "BUS", "BUS", "WALKING"],
+                        "start_ts": schema.from_unix([0, 100, 200, 300])})
+    pred = pd.DataFrame({"user_id": "u", "trip_id": "x", "mode": "CAR",
+                         "start_ts": schema.from_unix([0, 130, 210, 400])})
+    # 130 is near the change at 100; 210 is near only a bus -> bus section start (no change); 400 is far
+    assert predicted_boundaries_near(pred, ref, 60) == (1, 3)
+    assert predicted_boundaries_near(pred.assign(user_id="v"), ref, 60) == (0, 3)
+
+
 def test_boundary_hits_with_trip_edges():
     # a walk to the stop with no fix: our trip starts when the bus moves (t=100) and ends at
     # t=290 as the tester alights (no fix of the final walk)
