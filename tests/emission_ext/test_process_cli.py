@@ -125,3 +125,16 @@ def test_bench_segmentation_runs_ours_on_a_small_csv(tmp_path):
     assert "CPU" in res.output and "largest process" in res.output
     trips = pd.read_csv(tmp_path / "ours" / "trips.csv", dtype={"user_id": str})
     assert trips["user_id"].nunique() == 3
+
+
+def test_single_blas_thread_defaults_to_one_and_keeps_a_users_choice(monkeypatch):
+    from emission_ext.commands.process import single_blas_thread
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    single_blas_thread()
+    import os
+
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    single_blas_thread()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
