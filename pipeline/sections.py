@@ -101,6 +101,10 @@ class SectionParams:
         ``ferry_quay_m`` from every ferry quay, between a fix at one quay and a fix at another
         quay, lasting at least ``ferry_min_s`` seconds, are a ferry crossing (a vehicle
         section), whatever their speed, see ``_ferry_crossings``.
+    hop_min_mps, hop_min_steps : float, int
+        At least ``hop_min_steps`` consecutive steps each faster than ``hop_min_mps`` (m/s),
+        covering as much ground in a straight line, are a vehicle however short (a one-stop
+        bus hop, shorter than ``min_section_s``), see ``_sure_vehicle``; 0 steps: off.
     silent_waits : bool
         A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
         ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
@@ -131,6 +135,8 @@ class SectionParams:
     ferry_line_m: float = 15.0
     ferry_quay_m: float = 40.0
     ferry_min_s: float = 60.0
+    hop_min_mps: float = 6.0
+    hop_min_steps: int = 3
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -556,6 +562,42 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     return out, change_at
 
 
+def _sure_vehicle(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarray,
+                  p: SectionParams) -> np.ndarray:
+    """Which trip points (positions in ``inside``) end a run of plainly motorised steps that
+    the merging left wholly on foot (``merged`` classes).
+
+    A one-stop bus hop lasts less than ``min_section_s`` and is merged into the walks around
+    it; its fixes, though, cover ``hop_min_mps`` or more step after step, which no walker and
+    no GPS jitter does: jitter at dense sampling makes single fast steps that zig-zag, so the
+    run's straight-line distance must also be covered at that pace.
+    """
+    out = np.zeros(inside.size, dtype=bool)
+    k = p.hop_min_steps
+    if k <= 0 or inside.size <= k:
+        return out
+    t = tr.t[inside]
+    x, y = tr.x[inside], tr.y[inside]
+    dt = np.r_[np.inf, np.diff(t)]
+    step = np.r_[0.0, np.hypot(np.diff(x), np.diff(y))]
+    fast = (step >= p.hop_min_mps * dt) & np.r_[False, g[1:] == g[:-1]]
+    # runs of fast steps: point i's step comes from i - 1
+    starts = np.flatnonzero(fast & ~np.r_[False, fast[:-1]])
+    ends = np.flatnonzero(fast & ~np.r_[fast[1:], False])
+    ok = ends - starts + 1 >= k
+    b = starts - 1
+    net = np.hypot(x[ends] - x[b], y[ends] - y[b])
+    ok &= net >= p.hop_min_mps * (t[ends] - t[b])
+    # only runs the merging put wholly on foot: a ride's last fast fix before a silent wait
+    # is the wait's first point and stays on foot
+    walk_cum = np.r_[0, np.cumsum(merged == WALK)]
+    ok &= walk_cum[ends + 1] - walk_cum[starts] == ends - starts + 1
+    if ok.any():
+        idx, _ = expand_ranges(starts[ok], ends[ok])
+        out[idx] = True
+    return out
+
+
 def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Give non-moving points the value of the previous moving point of their trip (or the
     next one at a trip's head). Trips without a moving point keep their values."""
@@ -661,6 +703,11 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     if starts.size > 1 and p.refine_points > 0:
         merged = _refine_foot_changes(merged, starts, g, tr.t[inside], tr.step[inside], p)
         starts, lens = _runs(merged, g)
+    if starts.size and p.hop_min_steps > 0:
+        hop = _sure_vehicle(tr, inside, g, merged, p)
+        if hop.any():
+            merged = np.where(hop, MOTOR, merged)
+            starts, lens = _runs(merged, g)
     ferry_at = None
     if transit is not None and starts.size:
         ferry, ferry_at = _ferry_crossings(tr, inside, g, transit, p)

@@ -258,3 +258,24 @@ def test_ferry_crossing_slower_than_a_walk_is_cut_out_by_its_position():
     assert list(res["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
     got = _boundaries(res)
     assert abs(got[0] - dep) <= 60 and abs(got[1] - arr) <= 60
+
+
+def test_one_stop_bus_hop_shorter_than_min_section_is_kept_by_its_step_speeds():
+    # iOS: a walk to the stop (a fix every 40 s), 4 min of silence at the stop, a 40 s hop at
+    # 12 m/s with a fix every 5 s, then a walk home: the hop is shorter than min_section_s
+    rng = np.random.default_rng(5)
+    walk1 = np.arange(0, 400, 40.0)
+    hop = 400 + 240 + np.arange(0, 45, 5.0)
+    walk2 = hop[-1] + np.arange(40, 480, 40.0)
+    x = np.r_[1.3 * walk1, 1.3 * walk1[-1] + 12.0 * (hop - hop[0]),
+              1.3 * walk1[-1] + 12.0 * 40 + 1.3 * (walk2 - hop[-1])]
+    t = np.r_[walk1, hop, walk2]
+    pts = frame(t, x + rng.normal(0, 3, t.size), rng.normal(0, 3, t.size), source="ios")
+    _, trips = segment_trips(pts)
+    assert len(trips) == 1
+    sections, _ = segment_sections(pts, trips)
+    assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    b = _boundaries(sections)
+    assert abs(b[0] - hop[0]) <= 60 and abs(b[1] - hop[-1]) <= 60
+    off, _ = segment_sections(pts, trips, params=SectionParams(hop_min_steps=0))
+    assert list(off["sensed_mode"]) == ["WALKING"]
