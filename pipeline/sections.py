@@ -30,6 +30,8 @@ from emission_ext import schema
 from .trips import Track, _trim_to_radius, expand_ranges, linestrings_wkb, make_track
 
 WALK, BIKE, MOTOR = 0, 1, 2
+#: Activity code of a cycling reading of middling confidence (see ``bike_activity_min_mps``).
+WEAK_BIKE = 3
 #: Sensed-mode hint per class.
 CLASS_MODE = np.array([schema.Mode.WALKING.value, schema.Mode.BICYCLING.value,
                        schema.Mode.CAR.value], dtype=object)
@@ -67,6 +69,11 @@ class SectionParams:
         standstills inside a ride are short and merged anyway.
     walk_activity_max_factor : float
         A walking reading decides up to this times ``walk_max_mps``.
+    bike_activity_min_mps, bike_activity_sure_confidence : float
+        A cycling reading below ``bike_activity_sure_confidence`` (percent) decides only above
+        ``bike_activity_min_mps`` smoothed speed: at a walker's pace a lone "on bicycle"
+        reading at confidence 50 would cut a walk into pieces too short to keep, and the walk
+        from the stop would vanish into the ride.
     min_vehicle_change_s : float
         Inside one vehicle leg (no walk between), the kind of vehicle (bike / motorised) only
         changes for runs at least this long, seconds.
@@ -121,6 +128,8 @@ class SectionParams:
     implausible_factor: float = 1.5
     stopped_mps: float = 0.5
     walk_activity_max_factor: float = 2.0
+    bike_activity_min_mps: float = 2.0
+    bike_activity_sure_confidence: float = 100.0
     min_vehicle_change_s: float = 300.0
     keep_stopped_vehicle: bool = False
     tail_counts: bool = True
@@ -185,7 +194,8 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
 
 
 def _activity_class(tr: Track, motion: pd.DataFrame | None, p: SectionParams) -> np.ndarray:
-    """Class from the nearest confident motion reading within the window, -1 when none."""
+    """Class from the nearest confident motion reading within the window, -1 when none
+    (``WEAK_BIKE`` for a cycling reading below ``bike_activity_sure_confidence``)."""
     n = tr.t.size
     out = np.full(n, -1, dtype=np.int64)
     if motion is None or len(motion) == 0 or n == 0:
@@ -195,6 +205,8 @@ def _activity_class(tr: Track, motion: pd.DataFrame | None, p: SectionParams) ->
     # moving reading from speaking for a point where the phone already saw a stop
     m["cls"] = m["activity"].astype(str).map(ACTIVITY_CLASS).fillna(-1)
     conf = pd.to_numeric(m["confidence"], errors="coerce").fillna(100.0)
+    m.loc[(m["cls"] == BIKE).to_numpy() & (conf < p.bike_activity_sure_confidence).to_numpy(),
+          "cls"] = WEAK_BIKE
     m = m[conf >= p.min_activity_confidence]
     if len(m) == 0:
         return out
@@ -664,8 +676,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     stopped_ok = (speed < p.stopped_mps) if p.keep_stopped_vehicle else np.zeros(n, dtype=bool)
     use_act = ((act == MOTOR) & (stopped_ok | (speed > p.walk_max_mps))
                | ((act == WALK) & (speed <= p.walk_activity_max_factor * p.walk_max_mps))
-               | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps)))
-    cls = np.where(use_act, act, cls)
+               | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps))
+               | ((act == WEAK_BIKE) & (speed <= 1.5 * p.bike_max_mps)
+                  & (speed > p.bike_activity_min_mps)))
+    cls = np.where(use_act, np.where(act == WEAK_BIKE, BIKE, act), cls)
     inside = np.flatnonzero(trip_of >= 0)
     g = trip_of[inside]
     raw_cls = cls.copy()

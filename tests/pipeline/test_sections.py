@@ -48,6 +48,19 @@ def test_motion_activity_overrides_speed():
     assert "BICYCLING" in set(sections["sensed_mode"])
 
 
+def test_middling_cycling_reading_at_a_walking_pace_does_not_decide():
+    # "on bicycle" at confidence 50 all along a 1.4 m/s walk: a walk (the reading lags or errs)
+    legs = [[(1500, 1.4)]]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=legs, dt=10.0, noise=1.0)
+    _, trips = segment_trips(pts)
+    ts = pd.to_datetime(T0 + np.arange(truth[0][0], truth[0][1], 20.0), unit="s", utc=True)
+    motion = pd.DataFrame({"user_id": "u1", "ts": ts, "activity": "ON_BICYCLE", "confidence": 50.0})
+    sections, _ = segment_sections(pts, trips, motion)
+    assert set(sections["sensed_mode"]) == {"WALKING"}
+    old, _ = segment_sections(pts, trips, motion, SectionParams(bike_activity_min_mps=0.0))
+    assert "BICYCLING" in set(old["sensed_mode"])
+
+
 def test_no_trips_gives_empty_sections_and_null_labels():
     pts, _ = day(stays=(1800,), moves=())
     sections, labelled = segment_sections(pts, schema.empty("trips"))
