@@ -182,6 +182,16 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drop invalid, duplicate, inaccurate and jumping fixes; sort by user and time.
 
+    See :func:`clean_points_coded` (the same, plus the user codes of the clean points).
+    """
+    clean, removed, _ = clean_points_coded(points, params)
+    return clean, removed
+
+
+def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[np.ndarray, object]]:
+    """Drop invalid, duplicate, inaccurate and jumping fixes; sort by user and time.
+
     Parameters
     ----------
     points : DataFrame
@@ -195,12 +205,16 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
         Schema-typed points sorted by ``user_id``, ``ts``, with a fresh RangeIndex.
     removed : DataFrame
         The dropped rows (same columns) plus ``reason`` (one of :data:`REASONS`).
+    coded : (codes, users)
+        :func:`user_codes` of ``clean["user_id"]``, already computed here, so that
+        :func:`pipeline.trips.make_track` need not redo it (None when there are no valid
+        points: the sort left nothing to reuse).
     """
     pts = as_points(points)
     n = len(pts)
     reason = np.zeros(n, dtype=np.int8)  # 0 kept, else 1 + index into REASONS
     if n == 0:
-        return pts.reset_index(drop=True), pts.assign(reason=pd.Series([], dtype="str"))
+        return pts.reset_index(drop=True), pts.assign(reason=pd.Series([], dtype="str")), None
     lat = pts["lat"].to_numpy(dtype="float64", na_value=np.nan)
     lon = pts["lon"].to_numpy(dtype="float64", na_value=np.nan)
     tsv = pts["ts"].isna().to_numpy()
@@ -208,7 +222,8 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
                | ((lat == 0) & (lon == 0)) | pts["user_id"].isna().to_numpy())
     reason[invalid] = 1
     acc = pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-    codes = user_codes(pts["user_id"])[0].astype(np.int32)
+    codes, users = user_codes(pts["user_id"])
+    codes = codes.astype(np.int32)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
     # order the valid points by (user, time)
     valid_idx = np.flatnonzero(~invalid)
@@ -266,4 +281,14 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     removed = pts.loc[removed_mask].copy()
     names = np.array(("",) + REASONS, dtype=object)
     removed["reason"] = pd.Series(names[reason[removed_mask]], index=removed.index, dtype="str")
-    return clean, removed.reset_index(drop=True)
+    coded = None
+    if keep_idx.size:  # the kept users, renumbered 0..U-1 in order (as user_codes numbers them)
+        kc = codes[keep_idx].astype(np.intp)
+        present = np.flatnonzero(np.bincount(kc, minlength=len(users)))
+        if present.size == len(users):
+            coded = (kc, users)
+        else:
+            renum = np.zeros(len(users), dtype=np.intp)
+            renum[present] = np.arange(present.size)
+            coded = (renum[kc], users[present])
+    return clean, removed.reset_index(drop=True), coded

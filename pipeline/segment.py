@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .clean import CleanParams, clean_points
+from .clean import CleanParams, clean_points_coded
 from .sections import SectionParams, sections_from_track
 from .trips import TripParams, build_trips, detect_trips, make_track
 
@@ -55,8 +55,8 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         ``places``, ``trips``, ``sections`` (schema tables), ``labelled_points`` (clean points
         + ``trip_id``, ``section_id``) and ``removed`` (dropped points + ``reason``).
     """
-    clean, removed = clean_points(points, params.clean)
-    tr = make_track(clean)
+    clean, removed, coded = clean_points_coded(points, params.clean)
+    tr = make_track(clean, coded)  # the codes and order clean_points_coded found
     s, e = detect_trips(tr, motion, transitions, params.trips)
     places, trips = build_trips(tr, s, e)
     del clean

@@ -161,24 +161,32 @@ class Track:
     acc: np.ndarray | None = None
 
 
-def make_track(points: pd.DataFrame) -> Track:
-    """Sort schema points by (user, ts) and compute the projected arrays of a :class:`Track`."""
+def make_track(points: pd.DataFrame, coded: tuple[np.ndarray, object] | None = None) -> Track:
+    """Sort schema points by (user, ts) and compute the projected arrays of a :class:`Track`.
+
+    ``coded``: the third result of :func:`pipeline.clean.clean_points_coded` when ``points``
+    is its clean table (sorted by user and time, with these user codes): the codes are then
+    taken as they are instead of being computed and the points sorted again.
+    """
     pts = as_points(points)
-    codes, users = user_codes(pts["user_id"])
     ti = pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    order = sort_by_user_time(codes, ti)
-    if not (order.size == 0 or np.all(order[1:] > order[:-1])):
-        pts = pts.iloc[order]
-        codes, ti = codes[order], ti[order]
+    if coded is not None and len(coded[0]) == len(pts):
+        codes, users = coded
+    else:
+        codes, users = user_codes(pts["user_id"])
+        order = sort_by_user_time(codes, ti)
+        if not (order.size == 0 or np.all(order[1:] > order[:-1])):
+            pts = pts.iloc[order]
+            codes, ti = codes[order], ti[order]
     pts = pts.reset_index(drop=True)
     lat = pts["lat"].to_numpy(dtype="float64")
     lon = pts["lon"].to_numpy(dtype="float64")
     x, y = project_by_group(lat, lon, codes)
     if x.size:  # metres from each user's first fix: small numbers, exact in float32 tables
         first = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
-        rep = np.repeat(first, np.diff(np.r_[first, x.size]))
-        x = x - x[rep]
-        y = y - y[rep]
+        count = np.diff(np.r_[first, x.size])
+        x = x - np.repeat(x[first], count)  # a repeat: cheaper than gathering by index
+        y = y - np.repeat(y[first], count)
     n = lat.size
     new_user = np.ones(n, dtype=bool)
     step = np.zeros(n)

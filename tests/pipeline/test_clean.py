@@ -44,3 +44,21 @@ def test_threshold_is_robust_per_user():
 def test_empty():
     clean, removed = clean_points(frame([], [], []))
     assert len(clean) == 0 and len(removed) == 0 and "reason" in removed
+
+
+def test_clean_points_coded_gives_make_track_the_codes_it_would_compute():
+    from pipeline.clean import clean_points_coded
+    from pipeline.trips import make_track
+
+    a = frame([60, 0, 30], [20, 0, 10], [0, 0, 0], user="c")
+    b = frame([10, 0], [0, 0], [5, 0], user="a")
+    gone = frame([0, 30], [0, 10], [0, 0], user="b")  # every fix invalid: the user disappears
+    gone["lat"] = np.nan
+    clean, _, coded = clean_points_coded(pd.concat([a, gone, b]))
+    codes, users = coded
+    assert list(users) == ["a", "c"] and list(codes) == [0, 0, 1, 1, 1]
+    fast, slow = make_track(clean, coded), make_track(clean)
+    for name in ("codes", "t", "lat", "lon", "x", "y", "step", "new_user"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert list(fast.users) == list(slow.users)
+    assert clean_points_coded(frame([], [], []))[2] is None

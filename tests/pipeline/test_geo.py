@@ -61,3 +61,16 @@ def test_project_by_group_sorted_and_unsorted_agree_on_distances():
 def test_empty_input():
     x, y = project_by_group(np.empty(0), np.empty(0), np.empty(0, dtype=int))
     assert x.size == 0 and y.size == 0
+
+
+def test_fast_distance_across_the_antimeridian_and_not():
+    from pipeline.geo import fast_distance_m, haversine_m
+
+    lat1, lon1 = np.array([10.0, 46.15]), np.array([179.999, -1.15])
+    lat2, lon2 = np.array([10.0, 46.16]), np.array([-179.999, -1.14])
+    d = fast_distance_m(lat1, lon1, lat2, lon2)
+    ref = haversine_m(lat1, lon1, lat2, lon2)
+    assert np.allclose(d, ref, rtol=1e-3)  # ~219 m across the date line, not ~39,000 km
+    assert d[0] < 300
+    alone = fast_distance_m(lat1[1:], lon1[1:], lat2[1:], lon2[1:])  # no step across it
+    assert np.allclose(alone, ref[1:], rtol=1e-3)
