@@ -115,6 +115,9 @@ def synthetic_sections(seed: int, testers: int, days: int, transit=None, *,
     sea-shuttle terminal takes the shuttle (:attr:`emission_ext.synth.plans.PlanParams.p_ferry_outing`,
     default world 0.25); a higher value makes a ferry-rich *training* world (today's default
     worlds have about one segmented ferry section per 25 testers x 7 days).
+    The points are segmented with ``transit`` (or, when None, the shipped feed's index), like
+    ``process``: without it ferry crossings fold into the walks around them. ``transit=None``
+    still leaves the GTFS features empty.
     Columns: the features, ``label``, ``purity``, ``user_id``, ``section_id``, ``group``
     (``"<seed>:<user_id>"``: one tester of one world) and ``seed``.
     """
@@ -131,7 +134,12 @@ def synthetic_sections(seed: int, testers: int, days: int, transit=None, *,
     else:
         w = generate_world(testers=testers, days=days, seed=seed)
     points = w.points if jitter_m is None else jitter_points(w.points, jitter_m, seed + 7919)
-    seg = segment_user(points, w.motion, w.transitions)
+    # segmentation always sees the reference lines, as ``process`` does (ferry crossings are cut
+    # out of the walks by position); ``transit`` only decides the GTFS *features*
+    from emission_ext.models.apply import transit_index
+
+    seg = segment_user(points, w.motion, w.transitions,
+                       transit=transit if transit is not None else transit_index())
     sections = seg["sections"].reset_index(drop=True)
     feats = section_features(seg["labelled_points"], sections, w.motion if motion else None, transit,
                              FeatureParams(tz=w.params.tz))

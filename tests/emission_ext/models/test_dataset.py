@@ -78,3 +78,27 @@ def test_ferry_outing_reaches_the_generator(monkeypatch):
         synthetic_sections(3, 2, 1)
     assert seen[0]["plans"].p_ferry_outing == 1.0 and seen[0]["seed"] == 3
     assert "plans" not in seen[1]
+
+
+def test_synthetic_sections_segment_with_the_transit_index(monkeypatch):
+    """The training sections are cut like ``process`` cuts them: with the reference lines (so a
+    ferry crossing is its own section), also when the GTFS *features* are left out."""
+    import pipeline.segment as segment
+    from emission_ext.models.apply import transit_index
+    from emission_ext.models.dataset import synthetic_sections
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(points, motion=None, transitions=None, params=None, **kw):
+        seen.append(kw.get("transit"))
+        raise Stop
+
+    monkeypatch.setattr(segment, "segment_user", fake)
+    index = transit_index()
+    for transit in (index, None):
+        with pytest.raises(Stop):
+            synthetic_sections(3, 2, 1, transit)
+    assert seen[0] is index and seen[1] is not None
