@@ -10,7 +10,7 @@ the real ingest code, then fused by :func:`pipeline.fusion.fuse` against
   to what a classifier could see (BIKESHARE -> BICYCLING, CARSHARE -> CAR, FERRY -> UNKNOWN,
   confidence 0.7), so the operator records must do the refining;
 * ``segmented`` -- the sections our own segmentation (:func:`pipeline.segment.segment_user`)
-  finds in the world's noisy points, with rule modes when :mod:`pipeline.modes` is available,
+  finds in the world's noisy points, their modes from the shipped classifier as in a run,
   fused with the segmentation's clean points and the GTFS lines' stops (as the ``fuse``
   stage does).
 
@@ -189,17 +189,15 @@ def evaluate_world(world, *, segmented: bool = True, params=None) -> tuple[list[
     if segmented:
         from pipeline.segment import segment_user
 
-        seg = segment_user(world.points, world.motion, world.transitions)
-        ssec, note = seg["sections"], "modes: segmentation's sensed modes"
-        try:
-            from pipeline.features import section_features
-            from pipeline.modes import classify_sections
+        from ..models.apply import apply_modes, transit_index
 
-            feats = section_features(seg["labelled_points"], ssec, motion=world.motion)
-            ssec = classify_sections(ssec, feats)
-            note = "modes: pipeline.modes rules"
-        except ImportError:
-            ssec = ssec.assign(mode=ssec["sensed_mode"].fillna("UNKNOWN") if "sensed_mode" in ssec else "UNKNOWN")
+        # as a run does: segment (ferry crossings need the transit index), then the shipped
+        # classifier (rules when none is shipped), then fuse
+        transit = transit_index()
+        seg = segment_user(world.points, world.motion, world.transitions, transit=transit)
+        ssec = apply_modes(seg["sections"], seg["labelled_points"], world.motion, transit=transit)
+        note = "modes: " + ("the shipped classifier" if (ssec["mode_source"] == "classifier").any()
+                            else "rules (no model shipped)")
         t0 = time.perf_counter()
         res = fuse(seg["trips"], ssec, records, params, points=seg["labelled_points"], stops=route_stops(gtfs))
         scores.append(score(res, ts, world.record_truth, "segmented sections", time.perf_counter() - t0,
