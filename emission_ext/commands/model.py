@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ..models.dataset import MIN_TRAIN_POINTS, MIN_TRAIN_PURITY
 from ._common import progress
 
 FEATURE_SETS = ("all", "no-transit", "gps", "gps-no-transit")
@@ -142,14 +143,16 @@ def _weights(X: pd.DataFrame, real_weight: float) -> np.ndarray:
     return np.where(src == "real", real_weight, 1.0)
 
 
-def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows with a label (and, for synthetic ones, enough purity); synthetic rows are
-    duplicated with the motion features removed so the model also works without them."""
+def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool,
+                   min_points: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with a label (and, for synthetic ones, enough purity and fixes:
+    :func:`emission_ext.models.dataset.training_mask`); synthetic rows are duplicated with the
+    motion features removed so the model also works without them."""
     from pipeline.features import MOTION_FEATURES
 
-    purity = df["purity"] if "purity" in df else pd.Series(np.nan, index=df.index)
-    keep = df["label"].notna() & (purity.isna() | (purity >= min_purity))
-    d = df[keep]
+    from ..models.dataset import training_mask
+
+    d = df[training_mask(df, min_purity, min_points)]
     if drop_motion_copy:
         has_motion = d[list(MOTION_FEATURES)].notna().any(axis=1)
         copy = d[has_motion].copy()
@@ -164,16 +167,19 @@ def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool) 
 @click.option("--features", "feature_set", type=click.Choice(FEATURE_SETS), default="all", show_default=True,
               help="Feature set: all, without GTFS transit features, GPS only (no motion), or both.")
 @click.option("--min-confidence", default=0.5, show_default=True, help="Below: UNKNOWN.")
-@click.option("--min-purity", default=0.6, show_default=True,
+@click.option("--min-purity", default=MIN_TRAIN_PURITY, show_default=True,
               help="Train only on synthetic sections whose points are mostly one true mode.")
+@click.option("--min-points", default=MIN_TRAIN_POINTS, show_default=True,
+              help="Train only on synthetic sections with at least this many GPS fixes (fewer: no "
+                   "speed at all, and a label taken from one point); 1 keeps them all.")
 @click.option("--max-iter", default=100, show_default=True, help="Boosting iterations.")
 @click.option("--learning-rate", default=0.1, show_default=True, help="Boosting learning rate.")
 @click.option("--max-leaf-nodes", default=31, show_default=True, help="Leaves per tree.")
 @click.option("--threads", default=1, show_default=True, help="OpenMP threads for training.")
 @click.option("--real-weight", default=1.0, show_default=True,
               help="Sample weight of the real e-mission sections (the synthetic ones weigh 1).")
-def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, max_iter,
-              learning_rate, max_leaf_nodes, threads, real_weight):
+def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min_purity, min_points,
+              max_iter, learning_rate, max_leaf_nodes, threads, real_weight):
     """Train the mode classifier and save it (skops) to OUT."""
     from pipeline.modes import ModeClassifier
 
@@ -181,7 +187,8 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
 
     t0 = time.perf_counter()
     df = _load_data(datas, _seeds(seeds), testers, days, no_transit="no-transit" in feature_set)
-    X, y = _training_rows(df, min_purity, drop_motion_copy=not feature_set.startswith("gps"))
+    X, y = _training_rows(df, min_purity, drop_motion_copy=not feature_set.startswith("gps"),
+                          min_points=min_points)
     if len(X) == 0:
         raise ConfigError("no labelled section to train on")
     model = ModeClassifier(features=_feature_set(feature_set), min_confidence=min_confidence,
@@ -197,6 +204,7 @@ def train_cmd(datas, seeds, testers, days, out, feature_set, min_confidence, min
         "labels": {str(k): int(v) for k, v in zip(labels, counts)},
         "feature_set": feature_set,
         "min_purity": min_purity,
+        "min_points": min_points,
         "real_weight": real_weight,
         "real_days_in_training": sorted(X.loc[X["source"] == "real", "group"].astype(str).unique().tolist())
         if "source" in X and "group" in X else [],
@@ -298,8 +306,10 @@ def evaluate_cmd(models, datas, seeds, testers, days, min_purity, gps_only, retr
             pred = np.empty(len(real), dtype=object)
             for day in progress(sorted(real["day"].unique()), desc="held-out days", unit="day"):
                 others = df[(df.get("source") == "real") & (df["day"] != day)] if "day" in df else df.iloc[0:0]
+                # the first model's own training-row rules (files older than --min-points kept all)
                 X, y = _training_rows(pd.concat([train_df, others], ignore_index=True),
-                                      float(first_info.get("min_purity", 0.6)), True)
+                                      float(first_info.get("min_purity", MIN_TRAIN_PURITY)), True,
+                                      min_points=int(first_info.get("min_points", 1)))
                 m = ModeClassifier(**first.get_params()).fit(X, y, sample_weight=_weights(X, real_weight))
                 sel = (real["day"] == day).to_numpy()
                 pred[sel] = m.predict(real[sel])

@@ -41,6 +41,50 @@ LABEL_COARSE = {"WALKING": "on_foot", "BICYCLING": "bicycle", "BUS": "vehicle", 
                 "TRAIN": "vehicle", "FERRY": "vehicle"}
 #: coarse sensed mode -> the physical label used for training when no user label exists.
 COARSE_TRAIN_LABEL = {"on_foot": "WALKING", "bicycle": "BICYCLING"}
+#: Training-row quality rules for synthetic sections (defaults of ``model train``): at least
+#: this share of the section's points in its majority true mode ...
+MIN_TRAIN_PURITY = 0.6
+#: ... and at least this many GPS fixes. A one-fix section has no speed, distance or duration
+#: (every kinematic feature is missing) and its "true mode" is the mode of that single point,
+#: so it teaches the model a guess from sampling and hour alone. Chosen after the real-day
+#: failure analysis of 2026-11-28 (one-fix on-foot sections called CAR): see MODEL_CARD.md.
+MIN_TRAIN_POINTS = 2
+
+
+def training_mask(df: pd.DataFrame, min_purity: float = MIN_TRAIN_PURITY,
+                  min_points: int = MIN_TRAIN_POINTS) -> np.ndarray:
+    """Which rows of a labelled section table may be used for training.
+
+    A row needs a ``label``. Synthetic rows (``source`` not ``"real"``; every row when the
+    column is absent) also need ``purity >= min_purity`` (when the table has purity) and
+    ``n_points >= min_points`` fixes (an unknown count passes, as an unknown purity does).
+    Real e-mission rows are not filtered on either: their
+    label is the phone's (or the user's) call for the whole section, not the true mode of a
+    majority of its points.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Labelled sections (``model dataset`` output): ``label``, optionally ``purity``
+        (share of points, 0-1), ``n_points`` (fixes) and ``source``.
+    min_purity : float
+        Minimum share (0-1) of a synthetic section's points in its labelled mode.
+    min_points : int
+        Minimum number of GPS fixes of a synthetic section (1 keeps them all).
+
+    Returns
+    -------
+    ndarray of bool, one per row of ``df``.
+    """
+    keep = df["label"].notna().to_numpy().copy()
+    if "purity" in df:
+        purity = df["purity"].to_numpy(dtype=float)
+        keep &= np.isnan(purity) | (purity >= min_purity)
+    if "n_points" in df and min_points > 1:
+        real = (df["source"] == "real").to_numpy() if "source" in df else np.zeros(len(df), dtype=bool)
+        n = df["n_points"].to_numpy(dtype=float)
+        keep &= real | np.isnan(n) | (n >= min_points)
+    return keep
 
 
 def truth_labels(labelled_points: pd.DataFrame, sections: pd.DataFrame,

@@ -102,3 +102,24 @@ def test_synthetic_sections_segment_with_the_transit_index(monkeypatch):
         with pytest.raises(Stop):
             synthetic_sections(3, 2, 1, transit)
     assert seen[0] is index and seen[1] is not None
+
+
+def test_training_mask_drops_impure_and_one_fix_synthetic_sections_only():
+    from emission_ext.models.dataset import MIN_TRAIN_POINTS, MIN_TRAIN_PURITY, training_mask
+
+    df = pd.DataFrame({
+        "label": ["WALKING", "WALKING", "CAR", None, "WALKING", "BUS"],
+        "purity": [1.0, 1.0, 0.5, 1.0, np.nan, 0.9],
+        "n_points": [1, 2, 30, 30, 1, 40],
+        "source": ["synth", "synth", "synth", "synth", "real", "synth"],
+    })
+    assert MIN_TRAIN_POINTS == 2 and MIN_TRAIN_PURITY == 0.6
+    # one fix (no speed, label from one point) out; impure out; unlabelled out; real one-fix kept
+    assert training_mask(df).tolist() == [False, True, False, False, True, True]
+    # min_points=1 is the former rule: purity and label only
+    assert training_mask(df, min_points=1).tolist() == [True, True, False, False, True, True]
+    assert training_mask(df, min_purity=0.0, min_points=1).tolist() == [True, True, True, False, True, True]
+    # without a source column every row is synthetic
+    assert training_mask(df.drop(columns="source")).tolist() == [False, True, False, False, False, True]
+    # an unknown number of fixes (or purity) does not drop the row
+    assert training_mask(df.assign(n_points=np.nan)).tolist() == [True, True, False, False, True, True]
