@@ -147,6 +147,17 @@ class FusionParams:
     after_ride_confidence : float
         ``mode_confidence`` given to the part after a ride's end when it is made WALKING (it
         is slower than ``walk_mps`` on average; the section's mode came from the ride).
+    lock_cover : float
+        A confident incompatible section is a conflict only when the record's own interval
+        (rental or booking time, a shuttle's scheduled crossing, the ride or drive the phone's
+        points show for a validation or car-park entry/exit) covers at least this share of the
+        section as classified (before any split); a shorter interval is a mode change the GPS
+        missed inside it: the section is split there. Unknown interval: the whole section.
+    thin_s : float
+        A section shorter than this (seconds) carries too little evidence for its calibrated
+        confidence to lock it against a record.
+    thin_fixes : int
+        Likewise a section with fewer of the phone's fixes than this (when points are given).
     """
 
     skew_s: float = 180.0
@@ -175,6 +186,9 @@ class FusionParams:
     blind_s: float = 600.0
     alight_m: float = 150.0
     after_ride_confidence: float = 0.6
+    lock_cover: float = 0.5
+    thin_s: float = 60.0
+    thin_fixes: int = 3
 
 
 @dataclass
@@ -384,6 +398,9 @@ class _Sec:
     mode: np.ndarray
     conf: np.ndarray
     user_set: np.ndarray  # mode_source == user
+    o0: np.ndarray | None = None  # span of the section as classified (a split part keeps its parent's), s
+    o1: np.ndarray | None = None
+    nfix: np.ndarray | None = None  # the phone's fixes within the section (None: no points given)
 
 
 _SPAN = 1e10  # seconds between two users' time axes in the combined sort key
@@ -397,6 +414,7 @@ def _prepare_sections(sections: pd.DataFrame, ends, users: pd.Index, tbase: floa
     df["_u"] = users.get_indexer(df["user_id"].to_numpy())
     df["_t0"] = schema.to_unix(df["start_ts"]) - tbase
     df["_t1"] = schema.to_unix(df["end_ts"]) - tbase
+    df["_o0"], df["_o1"] = df["_t0"], df["_t1"]  # the span the classifier saw (parts inherit it)
     df = df.sort_values(["_u", "_t0", "_t1"], kind="stable").reset_index(drop=True)
     u = df["_u"].to_numpy().astype("float64")
     t0 = df["_t0"].to_numpy()
@@ -409,7 +427,44 @@ def _prepare_sections(sections: pd.DataFrame, ends, users: pd.Index, tbase: floa
     ms = df["mode_source"].to_numpy(dtype=object) if "mode_source" in df else np.full(len(df), None, dtype=object)
     return _Sec(df, u, t0, t1, key0, key1max, df["_lat0"].to_numpy(), df["_lon0"].to_numpy(),
                 df["_lat1"].to_numpy(), df["_lon1"].to_numpy(), df["mode"].to_numpy(dtype=object),
-                conf, ms == "user")
+                conf, ms == "user", df["_o0"].to_numpy(), df["_o1"].to_numpy())
+
+
+def _with_fixes(sec: _Sec, tr: "_Track | None") -> _Sec:
+    """Fill ``sec.nfix``: how many of the phone's fixes lie within each section."""
+    if tr is not None and len(sec.t0):
+        lo = np.searchsorted(tr.key, sec.key0, side="left")
+        hi = np.searchsorted(tr.key, sec.ucode * _SPAN + sec.t1, side="right")
+        sec.nfix = hi - lo
+    return sec
+
+
+def _locked(sec: _Sec, s_idx: np.ndarray, compat: np.ndarray, i0: np.ndarray | None, i1: np.ndarray | None,
+            p: FusionParams) -> np.ndarray:
+    """The one rule for a record against a section it does not fit: ``True`` where the section
+    is user-set, or confident (``mode_confidence >= confident``, not thin: at least ``thin_s``
+    long and ``thin_fixes`` fixes) and the record's interval ``[i0, i1]`` (s relative; NaN:
+    unknown, taken as the whole section) covers at least ``lock_cover`` of the section as the
+    classifier saw it. Otherwise the record overrides (and may split) the section."""
+    s = np.asarray(s_idx, dtype=int)
+    thin = (sec.t1[s] - sec.t0[s]) < p.thin_s
+    if sec.nfix is not None:
+        thin |= sec.nfix[s] < p.thin_fixes
+    sure = (sec.conf[s] >= p.confident) & ~thin
+    if i0 is not None and sec.o0 is not None:
+        o0, o1 = sec.o0[s], sec.o1[s]
+        with np.errstate(invalid="ignore"):
+            cover = (np.minimum(i1, o1) - np.maximum(i0, o0)) / np.maximum(o1 - o0, 1.0)
+        # a ride inside the section, short of most of it: a mode change the GPS missed. NaN
+        # (unknown interval) and no overlap at all (the ride is elsewhere) keep the lock
+        sure &= ~((cover > 0.0) & (cover < p.lock_cover))
+    return ~compat & (sure | sec.user_set[s])
+
+
+def _ev_interval(ev: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if "i0" not in ev:
+        return None, None
+    return ev["i0"].to_numpy()[idx], ev["i1"].to_numpy()[idx]
 
 
 def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: _Sec,
@@ -462,7 +517,7 @@ def _match_events(ev: pd.DataFrame, ev_u: np.ndarray, ev_mode: np.ndarray, sec: 
     allow = p.far_m + p.gap_speed_mps * np.maximum(0.0, np.abs(dt) - p.skew_s)
     ok &= ~(dd > allow)  # NaN (unknown end or place) is not a mismatch
     compat = _compat_matrix(ev_mode[e_idx], sec.mode[s_idx])
-    locked = ~compat & ((sec.conf[s_idx] >= p.confident) | sec.user_set[s_idx])
+    locked = _locked(sec, s_idx, compat, *_ev_interval(ev, e_idx), p)
     # an event the phone saw (its time moved to where a ride starts or ends in the points): the
     # time is exact, the few hundred metres from the car park or stop to the fix are not evidence
     dd_cost = np.where(ev["seen"].to_numpy(dtype=bool)[e_idx], np.maximum(dd - p.near_m, 0.0), dd) \
@@ -530,7 +585,7 @@ def _landing_with_boarding(ev: pd.DataFrame, ev_mode: np.ndarray, m: pd.DataFram
     col["compatible"] = m["compatible"].to_numpy().copy()
     col["compatible"][i] = compat
     col["locked"] = m["locked"].to_numpy().copy()
-    col["locked"][i] = ~compat & ((sec.conf[s_] >= p.confident) | sec.user_set[s_])
+    col["locked"][i] = _locked(sec, s_, compat, *_ev_interval(ev, i), p)
     for c, v in col.items():
         m[c] = v
     return m
@@ -709,13 +764,15 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
 
     Returns the cuts (``sec``, ``t``, ``lat``, ``lon``, ``min_s`` and ``after_ride``: the
     part starting at the cut follows a ride and must not be merged into it) and, per event,
-    the time the phone saw it (the ride's start or end; NaN when no ride was found) and, for
-    a boarding, the time its ride's run of fast moves ended (NaN when none)."""
+    the time the phone saw it (the ride's start or end; NaN when no ride was found), for
+    a boarding, the time its ride's run of fast moves ended (NaN when none), and the start
+    and end times of the run found at each event (boarding, car-park entry or exit; NaN)."""
     cols = ["sec", "t", "lat", "lon", "min_s", "after_ride"]
     seen = np.full(len(ev), np.nan)
     ride_end = np.full(len(ev), np.nan)
+    run_iv = (np.full(len(ev), np.nan), np.full(len(ev), np.nan))
     if not len(sec.t0):
-        return pd.DataFrame(columns=cols), seen, ride_end
+        return pd.DataFrame(columns=cols), seen, ride_end, run_iv
     role = ev["role"].to_numpy()
     key = ev_u.astype("float64") * _SPAN + ev["t"].to_numpy()
     lat, lon = ev["lat"].to_numpy(), ev["lon"].to_numpy()
@@ -731,6 +788,9 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         seen[starts[rs >= 0]] = tr.t[a[rs[rs >= 0]]]
         ride_end[starts[rs >= 0]] = tr.t[b[rs[rs >= 0]]]
         seen[ends[re_ >= 0]] = tr.t[b[re_[re_ >= 0]]]
+        for q, r in ((starts, rs), (ends, re_)):
+            run_iv[0][q[r >= 0]] = tr.t[a[r[r >= 0]]]
+            run_iv[1][q[r >= 0]] = tr.t[b[r[r >= 0]]]
         run = np.unique(np.r_[rs[rs >= 0], re_[re_ >= 0]])
         # the line of each bus ride (its boarding's route), for the alighting stop
         line = pd.Series(ev_route[starts] if ev_route is not None else np.full(len(starts), None),
@@ -761,13 +821,32 @@ def _ride_cuts(ev: pd.DataFrame, ev_u: np.ndarray, ev_src: np.ndarray, sec: _Sec
         out.append(pd.DataFrame({"k": tb["k"].to_numpy(), "t": tb["t"].to_numpy(), "lat": tb["lat"].to_numpy(),
                                  "lon": tb["lon"].to_numpy(), "min_s": p.min_split_s, "after_ride": False}))
     if not out:
-        return pd.DataFrame(columns=cols), seen, ride_end
+        return pd.DataFrame(columns=cols), seen, ride_end, run_iv
     c = pd.concat(out, ignore_index=True)
     s = np.searchsorted(sec.key0, c["k"].to_numpy(), side="right") - 1
     sp = np.maximum(s, 0)
     inside = (s >= 0) & (c["k"].to_numpy() < sec.ucode[sp] * _SPAN + sec.t1[sp]) & ~sec.user_set[sp]
     c = c[inside].assign(sec=s[inside])
-    return c[cols].reset_index(drop=True), seen, ride_end
+    return c[cols].reset_index(drop=True), seen, ride_end, run_iv
+
+
+def _record_intervals(ev: pd.DataFrame, ev_src: np.ndarray,
+                      run_iv: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per event, the interval (s, relative) of the ride the record shows: a rental's or
+    booking's own time, a shuttle validation's scheduled crossing (boarding to landing), else
+    the run of fast moves the phone's points show at that event (``run_iv``); NaN when none."""
+    i0 = ev["r0"].to_numpy().copy()
+    i1 = ev["r1"].to_numpy().copy()
+    rec = ev["rec"].to_numpy()
+    land = (ev["role"].to_numpy() == 1) & ~ev["primary"].to_numpy() & np.isnan(i1) & (ev_src != "parking")
+    if land.any():  # the shuttle's crossing, for both of its events
+        end = np.full(int(rec.max()) + 1, np.nan)
+        end[rec[land]] = ev["t"].to_numpy()[land]
+        i1 = np.where(np.isnan(i1) & (ev_src != "parking"), end[rec], i1)
+    none = np.isnan(i1)
+    i0 = np.where(none, run_iv[0], i0)
+    i1 = np.where(none, run_iv[1], i1)
+    return i0, i1
 
 
 def _blind(records: pd.DataFrame, ev: pd.DataFrame, ev_u: np.ndarray, tr: _Track | None,
@@ -986,7 +1065,15 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         shift = pd.Series(ev_src).map(offsets).fillna(0.0).to_numpy()
         for c in ("t", "r0", "r1"):
             ev[c] = ev[c] - shift
-        m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
+    track = _track(points, users, tbase)
+    sec = _with_fixes(sec, track)
+    ev_route = records["route_id"].to_numpy(dtype=object)[ev["rec"].to_numpy()] if "route_id" in records else None
+    rides, seen, ride_end, run_iv = _ride_cuts(ev, ev_u, ev_src, sec, track, p, ev_route, stops)
+    # each event's interval: the record's own (rental, booking, a shuttle's scheduled
+    # crossing), else the ride or drive the phone's points show at the event; a confident
+    # section it covers only part of is not contradicted by it (the GPS missed a mode change)
+    ev["i0"], ev["i1"] = _record_intervals(ev, ev_src, run_iv)
+    m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
     inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy())
@@ -1001,9 +1088,6 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     safe = np.maximum(s_idx, 0)
     differs = (sec.mode[safe] != ev_mode) if len(sec.mode) else np.zeros(len(ev), bool)
     cut &= (deep | landing) & differs
-    track = _track(points, users, tbase)
-    ev_route = records["route_id"].to_numpy(dtype=object)[ev["rec"].to_numpy()] if "route_id" in records else None
-    rides, seen, ride_end = _ride_cuts(ev, ev_u, ev_src, sec, track, p, ev_route, stops)
     # validated rides seen in the points: (user, start, end), for the merge of their pieces
     rv = ~np.isnan(ride_end)
     ride_span = (ev_u[rv], seen[rv], ride_end[rv])
@@ -1021,7 +1105,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         cuts = pd.concat([cuts, rides], ignore_index=True) if len(rides) else cuts
         new = _split_sections(sec, cuts, p)
         if len(new) != len(sec.frame):
-            sec = _rebuild(new, sec)
+            sec = _with_fixes(_rebuild(new, sec), track)
             m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
 
     # per record: primary section (primary event, else the other event)
@@ -1277,7 +1361,8 @@ def _rebuild(frame: pd.DataFrame, old: _Sec) -> _Sec:
     ms = frame["mode_source"].to_numpy(dtype=object) if "mode_source" in frame else np.full(len(frame), None, dtype=object)
     return _Sec(frame, u, t0, t1, u * _SPAN + t0, np.maximum.accumulate(key1), frame["_lat0"].to_numpy(),
                 frame["_lon0"].to_numpy(), frame["_lat1"].to_numpy(), frame["_lon1"].to_numpy(),
-                frame["mode"].to_numpy(dtype=object), conf, ms == "user")
+                frame["mode"].to_numpy(dtype=object), conf, ms == "user", frame["_o0"].to_numpy(),
+                frame["_o1"].to_numpy())
 
 
 def _span_claims(ev, m, sec: _Sec, rec_mode, src, p: FusionParams) -> pd.DataFrame:
@@ -1302,7 +1387,12 @@ def _span_claims(ev, m, sec: _Sec, rec_mode, src, p: FusionParams) -> pd.DataFra
     r = np.repeat(rec, cnt)
     s = np.repeat(lo, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
     compat = _compat_matrix(rec_mode[r], sec.mode[s])
-    locked = ~compat & ((sec.conf[s] >= p.confident) | sec.user_set[s])
+    if "i0" in ev:  # the record's interval (its primary event's)
+        pe = ev[ev["primary"].to_numpy()].set_index("rec")
+        i0, i1 = pe["i0"].reindex(r).to_numpy(), pe["i1"].reindex(r).to_numpy()
+    else:
+        i0 = i1 = None
+    locked = _locked(sec, s, compat, i0, i1, p)
     # during a rental every section is the ride (a pushed bike looks like a walk); during a
     # booking the tester also walks between drives
     bike = src[r] == "yelo_bike"

@@ -616,3 +616,65 @@ def test_pieces_within_a_ride_seen_in_the_points_are_merged_whatever_their_hint(
     sec = res.sections.set_index("section_id")
     assert list(sec.index) == ["t1-s0", "t1-s1", "t1-s4"]
     assert sec.loc["t1-s1", "mode"] == "BUS" and sec.loc["t1-s1", "end_ts"] == ts(14)
+
+
+# ----------------------------------------------------- a confident classifier on a section hiding a ride
+
+def test_ferry_inside_a_long_confident_walk_splits_instead_of_conflicting():
+    # 60 min the classifier is sure were a walk; a 5-min crossing (scheduled) 30 min in: the
+    # record covers a twelfth of the section, so it is a mode change the GPS missed
+    t, s = make([("WALKING", 0, 60, [0, 1, 2, 3, 4, 5], 1.0)])
+    r = recs(dict(rec("F1", "yelo_boat", 30.0, 2), end_lat=P[3][0], end_lon=P[3][1]))
+    r["expected_ride_s"] = 300.0
+    res = fuse(t, s, r)
+    assert res.conflicts.empty
+    sec = res.sections.set_index("section_id")
+    assert sec["mode"].tolist() == ["WALKING", "FERRY", "WALKING"]
+    ferry = sec[sec["mode"] == "FERRY"].iloc[0]
+    assert ferry["start_ts"] == ts(30.0) and ferry["end_ts"] == ts(35.0)
+    assert matched(res, "F1")[1] == ferry.name
+    # the walks keep the classifier's mode and confidence
+    assert (sec.loc[sec["mode"] == "WALKING", "mode_source"] == "classifier").all()
+    assert (sec.loc[sec["mode"] == "WALKING", "mode_confidence"] == 1.0).all()
+
+
+def test_bike_rental_over_part_of_a_confident_walk_splits_but_over_most_of_it_conflicts():
+    t, s = make([("WALKING", 0, 40, [0, 1, 5, 6], 0.95)])
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 10.0, 1, t1=24.0, end_place=5)))  # 14 of 40 min
+    assert res.conflicts.empty
+    assert res.sections["mode"].tolist() == ["WALKING", "BIKESHARE", "WALKING"]
+    # the rental covers 36 of the 40 minutes: a real contradiction, reviewed, not overridden
+    res = fuse(t, s, recs(rec("B1", "yelo_bike", 2.0, 0, t1=38.0, end_place=6)))
+    assert res.conflicts["kind"].tolist() == ["mode_conflict"]
+    assert mode_of(res, "t1-s0")[:2] == ["WALKING", "classifier"]
+
+
+def test_a_very_short_section_is_not_confident_enough_to_lock():
+    # a 45-s hop the classifier called a walk at 0.99: too little evidence against the validation
+    t, s = make([("WALKING", 0, 8, [0, 1], 0.9), ("WALKING", 8, 8.75, [1, 2], 0.99),
+                 ("WALKING", 8.75, 15, [2, 3], 0.9)])
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.1, 1)))
+    assert res.conflicts.empty and matched(res, "V1")[1] == "t1-s1"
+    assert mode_of(res, "t1-s1")[:2] == ["BUS", "yelo"]
+    # same with a longer section on which the phone recorded only two fixes
+    t, s = make([("WALKING", 0, 8, [0, 1], 0.9), ("WALKING", 8, 11, [1, 2], 0.99),
+                 ("WALKING", 11, 15, [2, 3], 0.9)])
+    pts = points_along((0, 8, P[0], P[1]), (8, 11, P[1], P[2]), (11, 15, P[2], P[3]), every_s=30.0)
+    few = pts[(pts["ts"] <= ts(8)) | (pts["ts"] >= ts(11))]  # two fixes: 8 and 11 min
+    assert len(fuse(t, s, recs(rec("V1", "yelo_bus", 8.1, 1)), points=pts).conflicts) == 1
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 8.1, 1)), points=few)
+    assert res.conflicts.empty and mode_of(res, "t1-s1")[0] == "BUS"
+
+
+def test_bus_ride_seen_in_the_points_inside_a_confident_walk_is_cut_out():
+    # as the short-ride test, but the classifier is sure of the walk: the ride the points show
+    # (1 of 20 min) is the record's interval; it splits the section instead of a conflict
+    t, s = make([("WALKING", 0, 20, [0, 1, 2], 1.0)])
+    s["geometry"] = wkb(P[0], P[1], P[2], MID23)
+    pts = points_along((0, 10, P[0], P[1]), (10, 12, P[1], P[1]), (12, 13, P[1], P[2]), (13, 20.01, P[2], MID23))
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 12.2, 1)), points=pts)
+    assert res.conflicts.empty
+    assert mode_of(res, matched(res, "V1")[1])[:2] == ["BUS", "yelo"]
+    # without the points nothing shows the ride is short: the confident walk stays, reviewed
+    res = fuse(t, s, recs(rec("V1", "yelo_bus", 12.2, 1)))
+    assert res.conflicts["kind"].tolist() == ["mode_conflict"]
