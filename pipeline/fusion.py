@@ -20,7 +20,13 @@ Then, in order:
    FERRY, ``yelo_bike`` BIKESHARE, ``yelo_car`` CARSHARE, ``parking`` confirms CAR) with
    ``mode_source`` ``yelo``/``parking`` and confidence 1, unless the section's mode is of an
    incompatible family (foot, bike, road...) and was confident or user-confirmed: then it is
-   left alone and a *conflict* is reported for review.
+   left alone and a *conflict* is reported for review. Confident means ``mode_confidence >=
+   confident`` on a section of at least ``thin_s`` and ``thin_fixes`` fixes, and the record's
+   own interval (rental or booking, a shuttle's scheduled crossing, the ride or drive the
+   phone's points show at a validation or car-park gate) covering at least ``lock_cover`` of
+   the section as classified: a shorter ride inside it is a mode change the GPS missed, so
+   the section is split there (step 1) and only the record's part takes its mode
+   (:func:`_locked`, the one rule every matching step uses).
 3. **Record-only trips** -- records whose time overlaps no GPS trip (the phone recorded
    nothing) become trips with ``origin="record"`` (validations within ``transfer_s`` chained
    into one trip). Records during a GPS trip that match none of its sections are conflicts.
