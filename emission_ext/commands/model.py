@@ -144,10 +144,11 @@ def _weights(X: pd.DataFrame, real_weight: float) -> np.ndarray:
 
 
 def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool,
-                   min_points: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows with a label (and, for synthetic ones, enough purity and fixes:
+                   min_points: int = MIN_TRAIN_POINTS) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with a label (and, for synthetic ones, enough purity, and fixes or motion:
     :func:`emission_ext.models.dataset.training_mask`); synthetic rows are duplicated with the
-    motion features removed so the model also works without them."""
+    motion features removed so the model also works without them, and the mask is applied again
+    to those copies (a one-fix section's motion-free copy holds no evidence of movement)."""
     from pipeline.features import MOTION_FEATURES
 
     from ..models.dataset import training_mask
@@ -158,6 +159,7 @@ def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool,
         copy = d[has_motion].copy()
         copy[list(MOTION_FEATURES)] = np.nan
         d = pd.concat([d, copy], ignore_index=True)
+        d = d[training_mask(d, min_purity, min_points)]
     return d, d["label"].to_numpy(dtype=object)
 
 
@@ -170,8 +172,9 @@ def _training_rows(df: pd.DataFrame, min_purity: float, drop_motion_copy: bool,
 @click.option("--min-purity", default=MIN_TRAIN_PURITY, show_default=True,
               help="Train only on synthetic sections whose points are mostly one true mode.")
 @click.option("--min-points", default=MIN_TRAIN_POINTS, show_default=True,
-              help="Train only on synthetic sections with at least this many GPS fixes (fewer: no "
-                   "speed at all, and a label taken from one point); 1 keeps them all.")
+              help="Train on synthetic sections (and their motion-free copies) with fewer GPS fixes "
+                   "only when they carry motion activity (fewer than 2: no speed at all, and a label "
+                   "taken from one point); 1 keeps them all.")
 @click.option("--max-iter", default=100, show_default=True, help="Boosting iterations.")
 @click.option("--learning-rate", default=0.1, show_default=True, help="Boosting learning rate.")
 @click.option("--max-leaf-nodes", default=31, show_default=True, help="Leaves per tree.")

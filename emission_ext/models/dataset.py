@@ -26,7 +26,7 @@ import pandas as pd
 
 from emission_ext import schema
 from emission_ext.reference import EMISSION_REAL_DIR, emission_real_days
-from pipeline.features import FeatureParams, section_features
+from pipeline.features import MOTION_FEATURES, FeatureParams, section_features
 from pipeline.modes import physical_modes
 
 #: e-mission sensed modes -> coarse class.
@@ -44,10 +44,12 @@ COARSE_TRAIN_LABEL = {"on_foot": "WALKING", "bicycle": "BICYCLING"}
 #: Training-row quality rules for synthetic sections (defaults of ``model train``): at least
 #: this share of the section's points in its majority true mode ...
 MIN_TRAIN_PURITY = 0.6
-#: ... and at least this many GPS fixes. A one-fix section has no speed, distance or duration
-#: (every kinematic feature is missing) and its "true mode" is the mode of that single point,
-#: so it teaches the model a guess from sampling and hour alone. Chosen after the real-day
-#: failure analysis of 2026-11-28 (one-fix on-foot sections called CAR): see MODEL_CARD.md.
+#: ... and, when they carry no phone motion activity, at least this many GPS fixes. A one-fix
+#: section has no speed, distance or duration (every kinematic feature is missing) and its
+#: "true mode" is the mode of that single point; without motion activity (the motion-free
+#: copy every synthetic section gets) such a row holds no evidence of movement at all and
+#: teaches the model a guess from sampling, hour and place. Chosen after the real-day failure
+#: analysis of 2026-11-28 (one-fix on-foot sections called CAR): see MODEL_CARD.md.
 MIN_TRAIN_POINTS = 2
 
 
@@ -56,21 +58,23 @@ def training_mask(df: pd.DataFrame, min_purity: float = MIN_TRAIN_PURITY,
     """Which rows of a labelled section table may be used for training.
 
     A row needs a ``label``. Synthetic rows (``source`` not ``"real"``; every row when the
-    column is absent) also need ``purity >= min_purity`` (when the table has purity) and
-    ``n_points >= min_points`` fixes (an unknown count passes, as an unknown purity does).
-    Real e-mission rows are not filtered on either: their
-    label is the phone's (or the user's) call for the whole section, not the true mode of a
-    majority of its points.
+    column is absent) also need ``purity >= min_purity`` (when the table has purity), and
+    either ``n_points >= min_points`` fixes or some motion-activity feature: a row with
+    neither carries no evidence of movement. An unknown purity or fix count passes. Real
+    e-mission rows are not filtered on either: their label is the phone's (or the user's)
+    call for the whole section, not the true mode of a majority of its points.
 
     Parameters
     ----------
     df : DataFrame
-        Labelled sections (``model dataset`` output): ``label``, optionally ``purity``
-        (share of points, 0-1), ``n_points`` (fixes) and ``source``.
+        Labelled sections (``model dataset`` output, or its motion-free copies): ``label``,
+        optionally ``purity`` (share of points, 0-1), ``n_points`` (fixes), ``source`` and
+        the motion features (:data:`pipeline.features.MOTION_FEATURES`, shares 0-1).
     min_purity : float
         Minimum share (0-1) of a synthetic section's points in its labelled mode.
     min_points : int
-        Minimum number of GPS fixes of a synthetic section (1 keeps them all).
+        Minimum number of GPS fixes of a synthetic section without motion activity (1 keeps
+        them all).
 
     Returns
     -------
@@ -82,8 +86,10 @@ def training_mask(df: pd.DataFrame, min_purity: float = MIN_TRAIN_PURITY,
         keep &= np.isnan(purity) | (purity >= min_purity)
     if "n_points" in df and min_points > 1:
         real = (df["source"] == "real").to_numpy() if "source" in df else np.zeros(len(df), dtype=bool)
+        motion = [c for c in MOTION_FEATURES if c in df]
+        has_motion = df[motion].notna().any(axis=1).to_numpy() if motion else np.zeros(len(df), dtype=bool)
         n = df["n_points"].to_numpy(dtype=float)
-        keep &= real | np.isnan(n) | (n >= min_points)
+        keep &= real | has_motion | np.isnan(n) | (n >= min_points)
     return keep
 
 

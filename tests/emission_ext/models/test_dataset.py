@@ -104,22 +104,44 @@ def test_synthetic_sections_segment_with_the_transit_index(monkeypatch):
     assert seen[0] is index and seen[1] is not None
 
 
-def test_training_mask_drops_impure_and_one_fix_synthetic_sections_only():
+def test_training_mask_drops_impure_and_evidence_free_synthetic_sections_only():
     from emission_ext.models.dataset import MIN_TRAIN_POINTS, MIN_TRAIN_PURITY, training_mask
+    from pipeline.features import MOTION_FEATURES
 
     df = pd.DataFrame({
-        "label": ["WALKING", "WALKING", "CAR", None, "WALKING", "BUS"],
-        "purity": [1.0, 1.0, 0.5, 1.0, np.nan, 0.9],
-        "n_points": [1, 2, 30, 30, 1, 40],
-        "source": ["synth", "synth", "synth", "synth", "real", "synth"],
+        "label": ["WALKING", "WALKING", "CAR", None, "WALKING", "BUS", "BUS"],
+        "purity": [1.0, 1.0, 0.5, 1.0, np.nan, 0.9, 1.0],
+        "n_points": [1, 2, 30, 30, 1, 40, 1],
+        "source": ["synth", "synth", "synth", "synth", "real", "synth", "synth"],
     })
+    for c in MOTION_FEATURES:
+        df[c] = np.nan
+    df.loc[6, "motion_n"] = 3.0  # a one-fix section with the phone's motion activity
     assert MIN_TRAIN_POINTS == 2 and MIN_TRAIN_PURITY == 0.6
-    # one fix (no speed, label from one point) out; impure out; unlabelled out; real one-fix kept
-    assert training_mask(df).tolist() == [False, True, False, False, True, True]
+    # one fix and no motion: out; with motion: kept; impure out; unlabelled out; real one-fix kept
+    assert training_mask(df).tolist() == [False, True, False, False, True, True, True]
     # min_points=1 is the former rule: purity and label only
-    assert training_mask(df, min_points=1).tolist() == [True, True, False, False, True, True]
-    assert training_mask(df, min_purity=0.0, min_points=1).tolist() == [True, True, True, False, True, True]
-    # without a source column every row is synthetic
-    assert training_mask(df.drop(columns="source")).tolist() == [False, True, False, False, False, True]
+    assert training_mask(df, min_points=1).tolist() == [True, True, False, False, True, True, True]
+    assert training_mask(df, min_purity=0.0, min_points=1).tolist() == [True, True, True, False, True, True, True]
+    # without a source column every row is synthetic; without motion columns none has motion
+    assert training_mask(df.drop(columns="source")).tolist() == [False, True, False, False, False, True, True]
+    assert training_mask(df.drop(columns=list(MOTION_FEATURES))).tolist() == [
+        False, True, False, False, True, True, False]
     # an unknown number of fixes (or purity) does not drop the row
-    assert training_mask(df.assign(n_points=np.nan)).tolist() == [True, True, False, False, True, True]
+    assert training_mask(df.assign(n_points=np.nan)).tolist() == [True, True, False, False, True, True, True]
+
+
+def test_training_rows_drop_the_motion_free_copy_of_one_fix_sections():
+    from emission_ext.commands.model import _training_rows
+    from pipeline.features import MOTION_FEATURES
+
+    df = pd.DataFrame({"label": ["BUS", "CAR"], "purity": [1.0, 1.0], "n_points": [1, 5],
+                       "source": "synth"})
+    for c in MOTION_FEATURES:
+        df[c] = 0.5
+    X, y = _training_rows(df, 0.6, drop_motion_copy=True)
+    # the one-fix BUS keeps its motion row only; the 5-fix CAR is there with and without motion
+    assert sorted(y.tolist()) == ["BUS", "CAR", "CAR"]
+    assert X.loc[X["label"] == "BUS", list(MOTION_FEATURES)].notna().all(axis=None)
+    X1, y1 = _training_rows(df, 0.6, drop_motion_copy=True, min_points=1)
+    assert len(X1) == 4
