@@ -69,7 +69,7 @@ def command(ctx, testers, days, seed, real_days, workers, report_path, store, st
     if len(by_mode):
         click.echo("footprint by mode (all testers):")
         for mode, r in by_mode.iterrows():
-            click.echo(f"  {mode:<10} {r['km']:8.1f} km  {r['kg_co2e']:8.2f} kg CO2e  EUR {r['eur']:8.2f}")
+            click.echo(f"  {mode:<10} {r['km']:8.1f} km  {_kg_text(r)}  EUR {r['eur']:8.2f}")
     out = Path(report_path) if report_path else root / "demo-report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -160,10 +160,20 @@ def _scores(st, world) -> dict:
 
 def _by_mode(fp: pd.DataFrame) -> pd.DataFrame:
     if fp.empty:
-        return pd.DataFrame(columns=["km", "kg_co2e", "eur"])
+        return pd.DataFrame(columns=["km", "kg_co2e", "kg_co2e_low", "kg_co2e_high", "eur"])
     g = fp.groupby("mode")
-    return pd.DataFrame({"km": g["distance_m"].sum() / 1000, "kg_co2e": g["co2e_kg"].sum(),
+    # kg_co2e stays empty (NaN) for a mode whose every section has only a range (FERRY,
+    # UNKNOWN: no sourced central factor) instead of summing to a misleading 0
+    return pd.DataFrame({"km": g["distance_m"].sum() / 1000, "kg_co2e": g["co2e_kg"].sum(min_count=1),
+                         "kg_co2e_low": g["co2e_kg_low"].sum(), "kg_co2e_high": g["co2e_kg_high"].sum(),
                          "eur": g["cost_eur"].sum()}).sort_values("km", ascending=False)
+
+
+def _kg_text(r) -> str:
+    """Central kg CO2e, or the range when the mode has no central factor."""
+    if pd.notna(r["kg_co2e"]):
+        return f"{r['kg_co2e']:8.2f} kg CO2e"
+    return f"{r['kg_co2e_low']:.3f}-{r['kg_co2e_high']:.3f} kg CO2e (range; no sourced central factor)"
 
 
 def _per_tester(st, fp: pd.DataFrame) -> pd.DataFrame:
