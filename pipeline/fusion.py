@@ -1062,9 +1062,13 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     ev_u = users.get_indexer(records["user_id"].to_numpy(dtype=object))[ev["rec"].to_numpy()]
     ev_mode = rec_mode[ev["rec"].to_numpy()]
 
+    def match(sec: _Sec) -> pd.DataFrame:
+        """Every event's best section (the events' times and intervals as they are now)."""
+        return _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
+
     # pass 1: match; estimate each source's clock offset from the clear matches and correct it;
     # find missed mode changes, split
-    m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
+    m = match(sec)
     ev_src = src[ev["rec"].to_numpy()]
     offsets = _clock_offsets(m, ev_src, p)
     if offsets:
@@ -1079,7 +1083,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
     # crossing), else the ride or drive the phone's points show at the event; a confident
     # section it covers only part of is not contradicted by it (the GPS missed a mode change)
     ev["i0"], ev["i1"] = _record_intervals(ev, ev_src, run_iv)
-    m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
+    m = match(sec)
     cut = (m["sec"].to_numpy() >= 0) & ~m["locked"].to_numpy()
     role = ev["role"].to_numpy()
     inside = np.where(role == 0, m["dt"].to_numpy(), -m["dt"].to_numpy())
@@ -1112,7 +1116,7 @@ def fuse(trips: pd.DataFrame, sections: pd.DataFrame, records: pd.DataFrame,
         new = _split_sections(sec, cuts, p)
         if len(new) != len(sec.frame):
             sec = _with_fixes(_rebuild(new, sec), track)
-            m = _landing_with_boarding(ev, ev_mode, _match_events(ev, ev_u, ev_mode, sec, p), sec, p)
+            m = match(sec)
 
     # per record: primary section (primary event, else the other event)
     nrec = len(records)
