@@ -333,11 +333,18 @@ def test_ride_merge_stops_where_the_phone_sensed_walking():
     assert sec.loc["t1-s2", "mode"] == "CAR" and sec.loc["t1-s2", "mode_source"] == "classifier"
 
 
+def crossing(minute: float, place: int) -> pd.DataFrame:
+    """One sea-shuttle ticket "F1" validated at ``minute`` at ``P[place]``, landing at P3 after
+    its scheduled 5-minute crossing."""
+    r = recs(dict(rec("F1", "yelo_boat", minute, place), end_lat=P[3][0], end_lon=P[3][1]))
+    r["expected_ride_s"] = 300.0
+    return r
+
+
 def test_shuttle_landing_cuts_the_walk_after_the_crossing():
     # one GPS section: 5 min crossing from P1 to P3, then 20 min walking on to P5
     t, s = make([("WALKING", 0, 25, [1, 3, 4, 5], 0.5)])
-    r = recs(dict(rec("F1", "yelo_boat", 0.2, 1), end_lat=P[3][0], end_lon=P[3][1]))
-    r["expected_ride_s"] = 300.0
+    r = crossing(0.2, 1)
     res = fuse(t, s, r)
     sec = res.sections.set_index("section_id")
     assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
@@ -358,8 +365,7 @@ def test_two_records_giving_one_section_two_modes_are_reviewed():
 def test_shuttle_landing_shortly_before_the_section_end_still_cuts():
     # 5 min crossing P1 -> P3, then only 3 min on foot: the landing is 3 min (not 5) inside
     t, s = make([("WALKING", 0, 8, [1, 3, 4], 0.5)])
-    r = recs(dict(rec("F1", "yelo_boat", 0.0, 1), end_lat=P[3][0], end_lon=P[3][1]))
-    r["expected_ride_s"] = 300.0
+    r = crossing(0.0, 1)
     res = fuse(t, s, r)
     sec = res.sections.set_index("section_id")
     assert list(sec.index) == ["t1-s0.1", "t1-s0.2"]
@@ -378,8 +384,7 @@ def test_landing_stays_on_the_section_of_its_boarding():
     # a short spurious "car" piece ends 7 min before the landing; the crossing (boarding 2 min
     # into the walk section, late clock) and its landing both lie in the long walk section
     t, s = make([("CAR", 0, 5, [0, 1], 0.5), ("WALKING", 5, 40, [1, 3, 4, 6], 0.5)])
-    r = recs(dict(rec("F1", "yelo_boat", 7.0, 1), end_lat=P[3][0], end_lon=P[3][1]))
-    r["expected_ride_s"] = 300.0
+    r = crossing(7.0, 1)
     res = fuse(t, s, r)
     sec = res.sections.set_index("section_id")
     assert sec.loc["t1-s0", "mode_source"] == "classifier"
@@ -624,8 +629,7 @@ def test_ferry_inside_a_long_confident_walk_splits_instead_of_conflicting():
     # 60 min the classifier is sure were a walk; a 5-min crossing (scheduled) 30 min in: the
     # record covers a twelfth of the section, so it is a mode change the GPS missed
     t, s = make([("WALKING", 0, 60, [0, 1, 2, 3, 4, 5], 1.0)])
-    r = recs(dict(rec("F1", "yelo_boat", 30.0, 2), end_lat=P[3][0], end_lon=P[3][1]))
-    r["expected_ride_s"] = 300.0
+    r = crossing(30.0, 2)
     res = fuse(t, s, r)
     assert res.conflicts.empty
     sec = res.sections.set_index("section_id")
