@@ -309,20 +309,26 @@ class TesterLife:
         rng, out = self.rng, []
         out_cp = None
         cx, cy = self.car_xy
+        sub = self.t["parking_subscription"]
+        to_work = np.hypot(x1 - self.work[0], y1 - self.work[1]) < 1.0
+        if pd.notna(sub) and to_work:
+            cp = self.ctx.car_parks[self.ctx.car_parks["car_park_id"] == sub].iloc[0]
+            gx, gy = float(cp["x"]), float(cp["y"])   # where the drive would end
+        else:
+            cp, gx, gy = None, x1, y1
+        if np.hypot(gx - cx, gy - cy) <= 30.0:       # the car is parked where the drive would
+            return [L.walk(rng, t0, x0, y0, x1, y1)]  # end: walk there (no 0 m drive)
         if np.hypot(cx - x0, cy - y0) > 30.0:        # walk to where the car is parked
             lw = L.walk(rng, t0, x0, y0, cx, cy)
             L.stay_on(lw, lw.end + rng.uniform(30, 90))
             out.append(lw)
             t0, x0, y0 = lw.end, cx, cy
             out_cp = None if self.car_cp is None else str(self.car_cp["car_park_id"])
-        sub = self.t["parking_subscription"]
-        to_work = np.hypot(x1 - self.work[0], y1 - self.work[1]) < 1.0
-        if pd.notna(sub) and to_work:
-            cp = self.ctx.car_parks[self.ctx.car_parks["car_park_id"] == sub].iloc[0]
-            lc = L.drive(rng, t0, x0, y0, float(cp["x"]), float(cp["y"]))
+        if cp is not None:
+            walk_on = np.hypot(x1 - gx, y1 - gy) > 30.0  # else the car park is at the door
+            lc = L.drive(rng, t0, x0, y0, *((gx, gy) if walk_on else (x1, y1)))
             lc.info.update(car_park_in=str(sub))
-            lw2 = L.walk(rng, lc.end, float(cp["x"]), float(cp["y"]), x1, y1)
-            out += [lc, lw2]
+            out += [lc, L.walk(rng, lc.end, gx, gy, x1, y1)] if walk_on else [lc]
             self.car_xy, self.car_cp = (float(cp["x"]), float(cp["y"])), cp
         else:
             lc = L.drive(rng, t0, x0, y0, x1, y1)

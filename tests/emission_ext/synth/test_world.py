@@ -43,6 +43,17 @@ def test_sections_tile_their_trips(world):
     assert (tt["end_place_id"].to_numpy()[:-1][same_u] == tt["start_place_id"].to_numpy()[1:][same_u]).all()
 
 
+def test_no_empty_sections(week):
+    """Every true section takes time and every ride covers ground: a tester whose car is parked
+    where the trip ends walks there (no 0 m drive after the walk, a mode change no phone could
+    see). A 0 m walk is allowed: the wait for the next bus at the stop the first one left at."""
+    s = week.truth_sections
+    dur = (s["end_ts"] - s["start_ts"]) / np.timedelta64(1, "s")
+    assert (dur > 0).all(), s.loc[dur <= 0, ["section_id", "mode"]]
+    ride = s["mode"] != "WALKING"
+    assert (s.loc[ride, "distance_m"] > 0).all(), s.loc[ride & (s["distance_m"] <= 0), ["section_id", "mode"]]
+
+
 def test_same_seed_same_world_other_seed_other_world(clean_world):
     again = generate_world(testers=4, days=2, seed=2, faults=False)
     pd.testing.assert_frame_equal(again.points, clean_world.points)
