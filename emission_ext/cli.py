@@ -84,11 +84,36 @@ def cli(ctx: click.Context, data_dir: str) -> None:
 
 
 
+#: What a command returns when everything it did is on disk and its files are closed: run
+#: as the program, ``emission-ext`` then ends at once (:func:`os._exit` after the ``atexit``
+#: handlers and a flush of stdout/stderr) instead of tearing down the interpreter, its
+#: modules and objects one by one (~20-35 ms once pandas and pyarrow are loaded).
+EXIT_NOW = "exit-now"
+
+
+def _exit_now() -> None:
+    """End the program at once, status 0 (see :data:`EXIT_NOW`)."""
+    import atexit
+    import os
+
+    run = getattr(atexit, "_run_exitfuncs", None)
+    if run is not None:
+        run()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more to say
+            pass
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
-        cli.main(args=argv, prog_name="emission-ext", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="emission-ext", standalone_mode=False)
         if argv is None:  # the program itself (not a call from Python): it ends now, and
+            if rv == EXIT_NOW:
+                _exit_now()
             import gc     # its objects with it; frozen, they skip the interpreter's final
             gc.freeze()   # full collection (~0.1 s once pandas and pyarrow are loaded)
     except click.exceptions.Abort:

@@ -402,3 +402,6 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
             f"modes {step['modes']:.2f} s, "
             f"write {step['write']:.2f} s"
             + (f"; {len(infos)} processes, total {t3 - t0:.2f} s)" if len(infos) > 1 else ")"))
+    from ..cli import EXIT_NOW
+
+    return EXIT_NOW  # every output file is written and closed

@@ -138,3 +138,24 @@ def test_single_blas_thread_defaults_to_one_and_keeps_a_users_choice(monkeypatch
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
     single_blas_thread()
     assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def test_process_as_the_program_ends_at_once_with_its_output_flushed(tmp_path):
+    """Run as the program (not from Python), ``process`` leaves through ``os._exit``: the
+    summary still reaches a pipe and the three tables are complete."""
+    import subprocess
+    import sys
+
+    a, _ = day(user="007")
+    csv = tmp_path / "p.csv"
+    pd.DataFrame({"user_id": a["user_id"], "ts": schema.to_unix(a["ts"]),
+                  "lat": a["lat"], "lon": a["lon"]}).to_csv(csv, index=False)
+    run = subprocess.run([sys.executable, "-m", "emission_ext.cli", "process", str(csv),
+                          "--no-modes", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "points" in run.stdout and "trips" in run.stdout
+    ref = CliRunner().invoke(cli, ["process", str(csv), "--no-modes", "--out", str(tmp_path / "r")])
+    assert ref.exit_code == 0, ref.output
+    for t in ("trips", "sections", "places"):
+        assert (tmp_path / "o" / f"{t}.csv").read_bytes() == (tmp_path / "r" / f"{t}.csv").read_bytes()
