@@ -193,6 +193,39 @@ def split_table(table, cols: dict[str, str], jobs: int):
     return None if parts is None else (parts, n_users)
 
 
+def shared_wkt(trips, sections) -> dict:
+    """WKT text of the trips' and sections' geometries, each shape formatted once.
+
+    Why: formatting coordinates as text is most of writing the CSVs, and most trips are one
+    section whose geometry is the trip's own: those sections reuse their trip's text.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..io.writers import geometry_wkt
+
+    if "geometry" not in trips.columns or "geometry" not in sections.columns:
+        return {}
+    trip_wkt = geometry_wkt(trips["geometry"])
+    sec_wkb = sections["geometry"].to_numpy(dtype=object)
+    # each section's trip (the first of that id: the bytes are compared below anyway)
+    ids = trips["trip_id"]
+    first = np.flatnonzero(~ids.duplicated().to_numpy())
+    at = pd.Index(ids.iloc[first]).get_indexer(sections["trip_id"])
+    at = np.where(at >= 0, first[np.maximum(at, 0)], -1)
+    trip_wkb = trips["geometry"].to_numpy(dtype=object)
+    same = np.zeros(len(sections), dtype=bool)
+    found = np.flatnonzero(at >= 0)
+    if found.size:  # bytes compared by value; None (a one-point shape) equals None only
+        same[found] = [a is not None and a == b for a, b in zip(sec_wkb[found], trip_wkb[at[found]])]
+    sec_wkt = np.empty(len(sections), dtype=object)
+    sec_wkt[same] = trip_wkt[at[same]]
+    rest = np.flatnonzero(~same)
+    if rest.size:
+        sec_wkt[rest] = geometry_wkt(sec_wkb[rest])
+    return {"trips": trip_wkt, "sections": sec_wkt}
+
+
 def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
                       header: bool = True) -> dict:
     """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
@@ -217,8 +250,10 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
 
         res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
     t2m = time.perf_counter()
+    wkt = shared_wkt(res["trips"], res["sections"])
     for name in TABLES:
-        write_table(res[name], out / f"{name}.csv", table=name, header=header)
+        write_table(res[name], out / f"{name}.csv", table=name, header=header,
+                    wkt=wkt.get(name))
     t3 = time.perf_counter()
     counts = {name: len(res[name]) for name in (*TABLES, "removed")}
     return {**counts, "points": n_points, "check": t1 - t0, "segment": t2 - t1,

@@ -40,7 +40,7 @@ FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet":
            ".pq": "parquet", ".gpkg": "gpkg"}
 CRS = "EPSG:4326"
 
-__all__ = ["write_table", "concat_csv", "read_table", "format_from_path", "FORMATS"]
+__all__ = ["write_table", "geometry_wkt", "concat_csv", "read_table", "format_from_path", "FORMATS"]
 
 
 def format_from_path(path: str | Path, fmt: str | None = None) -> str:
@@ -142,6 +142,20 @@ def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
         pacsv.write_csv(tbl, fh, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
 
 
+def geometry_wkt(geometry) -> np.ndarray:
+    """The WKT text the CSV writer gives a column of WKB geometries (object array; None
+    stays None), for a caller that writes the same shapes into several tables (see ``wkt``
+    of :func:`write_table`)."""
+    import shapely
+
+    wkb = np.asarray(geometry, dtype=object)
+    wkb = np.where(pd.isna(wkb), None, wkb)
+    try:
+        return shapely.to_wkt(shapely.from_wkb(wkb), rounding_precision=-1)
+    except shapely.errors.GEOSException as exc:
+        raise schema.SchemaError("table", "geometry", f"invalid WKB: {exc}") from None
+
+
 def concat_csv(parts: list[Path], path: str | Path) -> Path:
     """Join CSV files written by :func:`write_table` into ``path``, atomically; the parts
     are consumed.
@@ -163,7 +177,7 @@ def concat_csv(parts: list[Path], path: str | Path) -> Path:
 
 
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
-                table: str | None = None, header: bool = True) -> Path:
+                table: str | None = None, header: bool = True, wkt=None) -> Path:
     """Write a table to CSV, GeoJSON, Parquet or GeoPackage, atomically.
 
     Parameters
@@ -181,6 +195,10 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
     header : bool
         CSV only: write the header line (default). ``False`` writes rows only, for a part that
         :func:`concat_csv` appends to another.
+    wkt : array of str, optional
+        CSV only: the ``geometry`` column already as WKT text, one per row in order, as
+        :func:`geometry_wkt` makes it (a caller writing the same shapes into two tables
+        formats them once; formatting is most of a CSV write).
 
     Returns
     -------
@@ -204,9 +222,13 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
         for c in _ts_columns(out):
             out[c] = schema.to_unix(out[c])
         if "geometry" in out.columns:
-            import shapely
+            if wkt is None:
+                import shapely
 
-            out["geometry"] = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
+                wkt = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
+            elif len(wkt) != len(out):
+                raise ValueError(f"wkt: {len(wkt)} texts for {len(out)} rows")
+            out["geometry"] = wkt
         with _atomic(path, ".csv") as tmp:
             _write_csv(out, tmp, header)
     elif fmt == "geojson":

@@ -194,3 +194,31 @@ def test_format_from_path():
     assert writers.format_from_path("x/y.GeoJSON") == "geojson"
     assert writers.format_from_path("y.gpkg") == "gpkg"
     assert writers.format_from_path("y.bin", "parquet") == "parquet"
+
+
+def test_csv_with_given_wkt_is_the_same_file(tmp_path):
+    trips = _trips()
+    write_table(trips, tmp_path / "a.csv", table="trips")
+    write_table(trips, tmp_path / "b.csv", table="trips",
+                wkt=writers.geometry_wkt(trips["geometry"]))
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    with pytest.raises(ValueError):
+        write_table(trips, tmp_path / "c.csv", table="trips", wkt=["x"])
+
+
+def test_process_shares_a_trips_text_only_with_sections_of_the_same_shape():
+    from emission_ext.commands.process import shared_wkt
+
+    trips = _trips()
+    secs = pd.concat([_sections(), _sections().iloc[:1].assign(
+        trip_id="t1", user_id="011", section_id="s3", geometry=[trips["geometry"].iloc[2]])],
+        ignore_index=True)
+    # s3: same trip id as 010's t1, the shape of 011's: its text follows its own bytes; s4:
+    # the whole of its trip's shape (text reused); s5: no shape
+    secs = pd.concat([secs, secs.iloc[:2].assign(section_id=["s4", "s5"],
+                                                 geometry=[trips["geometry"].iloc[0], None])],
+                     ignore_index=True)
+    got = shared_wkt(trips, secs)
+    assert list(got["trips"]) == list(writers.geometry_wkt(trips["geometry"]))
+    assert list(got["sections"]) == list(writers.geometry_wkt(secs["geometry"]))
+    assert got["sections"][3] is got["trips"][0] and got["sections"][4] is None
