@@ -108,6 +108,13 @@ class SectionParams:
         ``ferry_quay_m`` from every ferry quay, between a fix at one quay and a fix at another
         quay, lasting at least ``ferry_min_s`` seconds, are a ferry crossing (a vehicle
         section), whatever their speed, see ``_ferry_crossings``.
+    ferry_acc_cap_m, ferry_quay_reach_m : float
+        A fix's reported accuracy widens ``ferry_line_m`` by up to ``ferry_acc_cap_m``; a
+        crossing with no fix at a quay just before (after) it starts (ends) at the quay nearest
+        its first (last) fix on the water, within ``ferry_quay_reach_m``.
+    ferry_dock_m : float
+        A fix within this of a quay is at the pier: a crossing's start, placed at the ferry's
+        pace before its first fix on the water, is not moved before the last such fix.
     hop_min_mps, hop_min_steps : float, int
         At least ``hop_min_steps`` consecutive steps each faster than ``hop_min_mps`` (m/s),
         covering as much ground in a straight line, are a vehicle however short (a one-stop
@@ -144,6 +151,9 @@ class SectionParams:
     ferry_line_m: float = 15.0
     ferry_quay_m: float = 40.0
     ferry_min_s: float = 60.0
+    ferry_acc_cap_m: float = 30.0
+    ferry_quay_reach_m: float = 150.0
+    ferry_dock_m: float = 20.0
     hop_min_mps: float = 6.0
     hop_min_steps: int = 3
 
@@ -512,12 +522,21 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     """Which trip points (positions in ``inside``) are on a ferry crossing.
 
     A harbour ferry is slower than a walk, so speed cannot tell it from the walks around it;
-    its position can: on the water along a ferry route, away from both quays. A run of
-    consecutive fixes of one trip within ``ferry_line_m`` of a ferry route and farther than
-    ``ferry_quay_m`` from every quay is a crossing when the fix just before it is at one quay
-    and the fix just after it at another (a walk along a quayside promenade next to a ferry
-    route does not start and end at two quays), and it lasts at least ``ferry_min_s`` from the
-    fix before to the fix after.
+    its position can: on the water along a ferry route, away from both quays. A fix is on the
+    water when it lies within ``ferry_line_m`` of a ferry route, widened by its own reported
+    accuracy up to ``ferry_acc_cap_m`` (a 30 m fix of a boat 10 m off the line is read 30 m
+    off it), and farther than ``ferry_quay_m`` from every quay. A run of such consecutive
+    fixes of one trip is a crossing when it goes from one quay to another: each end is the
+    quay of the fix just outside the run when that fix is at a quay, else the quay nearest the
+    run's own end fix (within ``ferry_quay_reach_m``): an iOS phone on a distance filter
+    records nothing while its owner waits on the pier, so the fix before the first one on the
+    water may be the last of the walk there. A walk along a quayside promenade next to a
+    ferry route does not go from one quay to another on the water. The crossing lasts at
+    least ``ferry_min_s``. A fix followed by a silence spent standing (as in
+    ``_silent_waits``) is the wait on the pier, never on the water. The ferry's pace is taken
+    over the run itself (the wait is not part of it); the departure is placed that pace
+    before the first fix on the water, no earlier than the last fix at the pier (within
+    ``ferry_dock_m`` of a quay) or the trip's previous fix.
 
     Returns
     -------
@@ -525,8 +544,8 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
         Per trip point (positions in ``inside``).
     change_at : ndarray of float
         Unix seconds, NaN but at a crossing's first fix (when the ferry left the quay) and at
-        the fix after it (when it arrived): the ferry's own pace over the crossing carries it
-        from the quay to that fix, so the change is placed that distance before (after) it.
+        the fix after it (when it arrived): the ferry's own pace on the water carries it from
+        the quay to that fix, so the change is placed that distance before (after) it.
     """
     out = np.zeros(inside.size, dtype=bool)
     change_at = np.full(inside.size, np.nan)
@@ -537,7 +556,9 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
         return out, change_at
     lat, lon = tr.lat[inside], tr.lon[inside]
     d_line = transit.distance_to_ferry_line(lat, lon)
-    near = d_line <= p.ferry_line_m + p.ferry_quay_m
+    acc = tr.acc[inside] if tr.acc is not None else np.zeros(inside.size)
+    tol = p.ferry_line_m + np.clip(acc, 0.0, p.ferry_acc_cap_m)
+    near = d_line <= tol + max(p.ferry_quay_m, p.ferry_quay_reach_m)
     cand = np.flatnonzero(near)
     if cand.size == 0:
         return out, change_at
@@ -548,29 +569,55 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     d_quay[cand] = np.sqrt(d2[np.arange(cand.size), k])
     quay = np.full(inside.size, -1, np.int64)
     quay[cand] = qst[k]
-    on = (d_line <= p.ferry_line_m) & (d_quay > p.ferry_quay_m)
+    on = (d_line <= tol) & (d_quay > p.ferry_quay_m)
+    # a fix followed by a silence spent standing (see ``_silent_waits``) is the tester waiting
+    # on the pier, not yet on the water
+    t = tr.t[inside]
+    dt_next = np.r_[np.diff(t), 0.0]
+    step_next = np.r_[tr.step[inside][1:], 0.0]
+    on &= ~((dt_next > p.max_vehicle_stop_s) & (step_next < p.stopped_mps * dt_next)
+            & np.r_[g[1:] == g[:-1], False])
     at_quay = d_quay <= p.ferry_quay_m
     # runs of "on the water" inside one trip
     starts = np.flatnonzero(on & np.r_[True, ~on[:-1] | (g[1:] != g[:-1])])
     ends = np.flatnonzero(on & np.r_[~on[1:] | (g[1:] != g[:-1]), True])
     if starts.size == 0:
         return out, change_at
-    b, a = starts - 1, ends + 1
-    ok = (b >= 0) & (a < inside.size)
-    b, a = np.clip(b, 0, inside.size - 1), np.clip(a, 0, inside.size - 1)
-    t = tr.t[inside]
-    ok &= (g[b] == g[starts]) & (g[a] == g[starts]) & at_quay[b] & at_quay[a]
-    ok &= (quay[b] != quay[a]) & (t[a] - t[b] >= p.ferry_min_s)
+    b = np.clip(starts - 1, 0, inside.size - 1)
+    a = np.clip(ends + 1, 0, inside.size - 1)
+    # each end of the run: the fix just outside it at a quay, else the run's own end fix
+    b_quay = (starts > 0) & (g[b] == g[starts]) & at_quay[b]
+    a_quay = (ends + 1 < inside.size) & (g[a] == g[ends]) & at_quay[a]
+    reach = p.ferry_quay_reach_m
+    q0 = np.where(b_quay, quay[b], np.where(d_quay[starts] <= reach, quay[starts], -1))
+    q1 = np.where(a_quay, quay[a], np.where(d_quay[ends] <= reach, quay[ends], -1))
+    t0 = np.where(b_quay, t[b], t[starts])
+    t1 = np.where(a_quay, t[a], t[ends])
+    ok = (q0 >= 0) & (q1 >= 0) & (q0 != q1) & (t1 - t0 >= p.ferry_min_s)
     if ok.any():
         starts, ends, b, a = starts[ok], ends[ok], b[ok], a[ok]
+        b_quay, a_quay = b_quay[ok], a_quay[ok]
         idx, _ = expand_ranges(starts, ends)
         out[idx] = True
-        # the ferry's pace: path from the fix at one quay to the fix at the other, over the time
+        # the ferry's pace on the water (a wait on the pier, silent on iOS, is not part of
+        # it): path over time between the run's end fixes, else from quay fix to quay fix
         cum = np.cumsum(tr.step[inside])
-        pace = (cum[a] - cum[b]) / np.maximum(t[a] - t[b], 1.0)
+        own = t[ends] - t[starts] >= p.ferry_min_s / 2
+        i0, i1 = np.where(own, starts, b), np.where(own, ends, a)
+        pace = (cum[i1] - cum[i0]) / np.maximum(t[i1] - t[i0], 1.0)
         pace = np.maximum(pace, 0.1)
-        change_at[starts] = np.clip(t[starts] - d_quay[starts] / pace, t[b], t[starts])
-        change_at[a] = np.clip(t[ends] + d_quay[ends] / pace, t[ends], t[a])
+        # not before the last fix at the pier (within ``ferry_dock_m`` of a quay), nor before
+        # the previous fix of the trip; a fix 30 m off the quay may be on a ferry pulling out
+        docked = d_quay <= p.ferry_dock_m
+        prev_dock = np.maximum.accumulate(np.where(docked, np.arange(inside.size), -1))
+        prev_dock = prev_dock[np.maximum(starts - 1, 0)]
+        before = (starts > 0) & (g[b] == g[starts])
+        lo = np.where(before, t[b], -np.inf)
+        dock_ok = before & (prev_dock >= 0) & (g[np.maximum(prev_dock, 0)] == g[starts])
+        lo = np.where(dock_ok, t[np.maximum(prev_dock, 0)], lo)
+        change_at[starts] = np.clip(t[starts] - d_quay[starts] / pace, lo, t[starts])
+        after = (ends + 1 < inside.size) & (g[a] == g[ends])   # a fix of the trip follows
+        change_at[a[after]] = np.clip(t[ends] + d_quay[ends] / pace, t[ends], t[a])[after]
     return out, change_at
 
 

@@ -292,3 +292,37 @@ def test_one_stop_bus_hop_shorter_than_min_section_is_kept_by_its_step_speeds():
     assert abs(b[0] - hop[0]) <= 60 and abs(b[1] - hop[-1]) <= 60
     off, _ = segment_sections(pts, trips, params=SectionParams(hop_min_steps=0))
     assert list(off["sensed_mode"]) == ["WALKING"]
+
+
+def test_ferry_crossing_after_a_silent_wait_with_coarse_fixes_is_cut_out():
+    # iOS: the walk's last fix is 60 m short of the quay, the phone is silent during a 4 min
+    # wait on the pier, then records the crossing every 60 s with 25 m fixes read 30 m off the
+    # route (the boat's path is not the drawn line): no fix at the quay before the crossing
+    from pipeline.segment import SegmentParams, segment_user
+    rng = np.random.default_rng(4)
+    stay0 = np.arange(0, 1800, 60.0)
+    walk1 = 1800 + np.arange(40, 640, 40.0)                      # 780 m at 1.3 m/s
+    x_walk1 = -840.0 + 1.3 * (walk1 - 1800)                     # ends 60 m before the quay
+    dep = walk1[-1] + 240.0                                      # boards after a silent wait
+    ferry = dep + np.arange(40, 300, 60.0)                      # 230 m in 300 s
+    arr = dep + 300.0
+    walk2 = arr + np.arange(20, 620, 40.0)
+    stay1 = walk2[-1] + np.arange(60, 1800, 60.0)
+    t = np.r_[stay0, walk1, ferry, walk2, stay1]
+    x = np.r_[np.full(stay0.size, -840.0), x_walk1, (ferry - dep) * 230.0 / 300.0,
+              230.0 + 1.3 * (walk2 - arr), np.full(stay1.size, 230.0 + 1.3 * (walk2[-1] - arr))]
+    y = np.r_[np.zeros(stay0.size + walk1.size), np.full(ferry.size, 30.0),
+              np.full(walk2.size + stay1.size, 60.0)]
+    acc = np.where((t > dep) & (t < arr), 25.0, 5.0)
+    pts = frame(t, x + rng.normal(0, 2, t.size), y + rng.normal(0, 2, t.size), acc=acc,
+                source="ios")
+    res = segment_user(pts, transit=_FerryStub())
+    assert len(res["trips"]) == 1
+    sec = res["sections"]
+    assert list(sec["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    got = _boundaries(sec)
+    assert abs(got[0] - dep) <= 60 and abs(got[1] - arr) <= 60
+    # without the fixes' accuracy the boat's fixes are off the route: one walk
+    old = segment_user(pts, transit=_FerryStub(), params=SegmentParams(
+        sections=SectionParams(ferry_acc_cap_m=0.0)))["sections"]
+    assert list(old["sensed_mode"]) == ["WALKING"]
