@@ -226,14 +226,15 @@ def shared_wkt(trips, sections) -> dict:
     return {"trips": trip_wkt, "sections": sec_wkt}
 
 
-def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
+def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | dict,
                       header: bool = True) -> dict:
     """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
-    ``out``; returns the summary counts and step times (seconds). ``points`` may be a
-    function returning them (a worker's share of the checks of the input)."""
+    ``out`` (a folder, or a dict of open binary streams by table name); returns the summary
+    counts and step times (seconds). ``points`` may be a function returning them (a worker's
+    share of the checks of the input)."""
     from pipeline.segment import segment_user
 
-    from ..io.writers import write_table
+    from ..io.writers import write_csv_into, write_table
     from ..models.apply import transit_index
 
     t0 = time.perf_counter()
@@ -252,22 +253,30 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path,
     t2m = time.perf_counter()
     wkt = shared_wkt(res["trips"], res["sections"])
     for name in TABLES:
-        write_table(res[name], out / f"{name}.csv", table=name, header=header,
-                    wkt=wkt.get(name))
+        if isinstance(out, dict):  # open streams, one per table
+            write_csv_into(res[name], out[name], table=name, header=header, wkt=wkt.get(name))
+        else:
+            write_table(res[name], out / f"{name}.csv", table=name, header=header,
+                        wkt=wkt.get(name))
     t3 = time.perf_counter()
     counts = {name: len(res[name]) for name in (*TABLES, "removed")}
     return {**counts, "points": n_points, "check": t1 - t0, "segment": t2 - t1,
             "modes": t2m - t2, "write": t3 - t2m}
 
 
-def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path) -> list[dict]:
+def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path
+            ) -> tuple[list[dict], dict]:
     """Segment ``n_parts`` runs of users in parallel: ``part(k)`` gives the points of run
-    ``k``; run 0 is done here, each other one in a forked child writing into ``tmp/<k>/``. A
-    child that fails is redone here, so errors surface exactly as in one process. Returns
-    each part's summary."""
+    ``k``; runs ``0 .. n_parts - 2`` are each done in a forked child writing into
+    ``tmp/<k>/`` (run 0 with the header lines), the last one here, into memory. A child that
+    fails is redone here, so errors surface exactly as in one process. Returns each part's
+    summary (in order) and the last part's CSV text per table (pyarrow buffers)."""
+    import pyarrow as pa
+
+    last = n_parts - 1
     kids = {}
     _before_fork()
-    for k in range(1, n_parts):
+    for k in range(last):
         r, w = os.pipe()
         try:
             pid = os.fork()
@@ -281,7 +290,7 @@ def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path) -> lis
                 os.close(r)
                 (tmp / str(k)).mkdir()
                 info = segment_and_write(lambda: part(k), motion, transitions, no_modes,
-                                         tmp / str(k), header=False)
+                                         tmp / str(k), header=k == 0)
                 os.write(w, json.dumps(info).encode())
                 code = 0
             except BaseException:  # noqa: BLE001 - the parent redoes this part
@@ -293,15 +302,17 @@ def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path) -> lis
     import gc
 
     gc.unfreeze()  # the children keep theirs frozen; here the collector goes on as usual
-    (tmp / "0").mkdir()
+    mine = {name: pa.BufferOutputStream() for name in TABLES}
     try:
-        infos = [segment_and_write(lambda: part(0), motion, transitions, no_modes, tmp / "0")]
+        mine_info = segment_and_write(lambda: part(last), motion, transitions, no_modes, mine,
+                                      header=last == 0)
     except BaseException:
         for pid, r in kids.values():  # reap the children before giving up
             if pid is not None:
                 os.close(r)
                 os.waitpid(pid, 0)
         raise
+    infos = []
     for k, (pid, r) in kids.items():
         msg, status = b"", 1
         if pid is not None:
@@ -314,22 +325,31 @@ def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path) -> lis
             shutil.rmtree(tmp / str(k), ignore_errors=True)
             (tmp / str(k)).mkdir()
             infos.append(segment_and_write(lambda: part(k), motion, transitions, no_modes,
-                                           tmp / str(k), header=False))
-    return infos
+                                           tmp / str(k), header=k == 0))
+    infos.append(mine_info)
+    return infos, {name: stream.getvalue() for name, stream in mine.items()}
 
 
 class _Retry(Exception):
     """A part must be redone from the file (its worker failed after the parse was dropped)."""
 
 
-def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path, concat) -> list[dict]:
-    """:func:`_forked` into a scratch folder inside ``out``, then the parts joined there."""
+def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path) -> list[dict]:
+    """:func:`_forked` into a scratch folder inside ``out``, then each table assembled there:
+    the first child's file, the other children's appended, then this process's rows from
+    memory (no copy of the first child's rows, no file of its own to write and delete)."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".process-", dir=out))
     try:
-        infos = _forked(n_parts, part, motion, transitions, no_modes, tmp)
+        infos, mine = _forked(n_parts, part, motion, transitions, no_modes, tmp)
         for name in TABLES:
-            concat([tmp / str(k) / f"{name}.csv" for k in range(n_parts)], out / f"{name}.csv")
+            dst = tmp / "0" / f"{name}.csv" if n_parts > 1 else tmp / f"{name}.csv"
+            with open(dst, "ab") as fh:
+                for k in range(1, n_parts - 1):
+                    with open(tmp / str(k) / f"{name}.csv", "rb") as src:
+                        shutil.copyfileobj(src, fh, 1 << 20)
+                fh.write(mine[name])
+            os.replace(dst, out / f"{name}.csv")
         return infos
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -361,8 +381,6 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     collecting = gc.isenabled()
     gc.disable()
     try:
-        from ..io.writers import concat_csv
-
         if not no_modes:  # model and transit index load during the parse; workers inherit them
             from ..models.apply import preload
 
@@ -402,7 +420,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
 
         t1 = time.perf_counter()
         try:
-            infos = _in_parts(len(parts) - 1, part, None, None, no_modes, out, concat_csv)
+            infos = _in_parts(len(parts) - 1, part, None, None, no_modes, out)
         except (InputError, _Retry):
             infos = None
         box.clear()
@@ -422,7 +440,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
             infos = [segment_and_write(points, motion, transitions, no_modes, out)]
         else:
             infos = _in_parts(len(parts) - 1, lambda k: points.iloc[parts[k]:parts[k + 1]],
-                              motion, transitions, no_modes, out, concat_csv)
+                              motion, transitions, no_modes, out)
         del points
     t3 = time.perf_counter()
     if not quiet:

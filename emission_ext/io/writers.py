@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet":
            ".pq": "parquet", ".gpkg": "gpkg"}
 CRS = "EPSG:4326"
 
-__all__ = ["write_table", "geometry_wkt", "concat_csv", "read_table", "format_from_path", "FORMATS"]
+__all__ = ["write_table", "write_csv_into", "geometry_wkt", "concat_csv", "read_table", "format_from_path", "FORMATS"]
 
 
 def format_from_path(path: str | Path, fmt: str | None = None) -> str:
@@ -116,8 +116,9 @@ def _iso(s: pd.Series) -> pd.Series:
     return out.where(s.notna(), None)
 
 
-def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
-    """CSV with the shortest exact repr of every float; text fields are quoted.
+def _write_csv(df: pd.DataFrame, path, header: bool = True) -> None:
+    """CSV with the shortest exact repr of every float; text fields are quoted. ``path``: a
+    file to create, or an open binary stream to write into.
 
     pyarrow's C++ writer is ~20x faster than ``DataFrame.to_csv`` on long WKT geometries; a
     column arrow cannot type (mixed Python objects) falls back to pandas.
@@ -129,17 +130,51 @@ def _write_csv(df: pd.DataFrame, path: Path, header: bool = True) -> None:
         # one thread: tables of a few thousand rows convert faster than a pool starts
         tbl = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        df.to_csv(path, index=False, header=header)
+        if isinstance(path, (str, Path)):
+            df.to_csv(path, index=False, header=header)
+        else:  # an open binary stream
+            path.write(df.to_csv(index=False, header=header).encode("utf-8"))
         return
     import csv
     import io
 
     names = io.StringIO()
     csv.writer(names, lineterminator="\n").writerow(tbl.column_names)  # arrow quotes every name
-    with open(path, "wb") as fh:
+    with open(path, "wb") if isinstance(path, (str, Path)) else nullcontext(path) as fh:
         if header:
             fh.write(names.getvalue().encode("utf-8"))
         pacsv.write_csv(tbl, fh, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+
+def _csv_frame(df: pd.DataFrame, wkt=None) -> pd.DataFrame:
+    """``df`` as the CSV holds it: unix-second timestamps, WKT geometry (``wkt`` if given)."""
+    out = df.copy()
+    for c in _ts_columns(out):
+        out[c] = schema.to_unix(out[c])
+    if "geometry" in out.columns:
+        if wkt is None:
+            import shapely
+
+            wkt = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
+        elif len(wkt) != len(out):
+            raise ValueError(f"wkt: {len(wkt)} texts for {len(out)} rows")
+        out["geometry"] = wkt
+    return out
+
+
+def write_csv_into(df: pd.DataFrame, sink, table: str | None = None, header: bool = True,
+                   wkt=None) -> None:
+    """Write ``df`` as :func:`write_table` writes a CSV, into ``sink``, an open binary stream
+    (a file, a ``pyarrow.BufferOutputStream``...), at its current position; not atomic.
+
+    For a caller assembling one file from parts (the ``process`` command keeps its own
+    part in memory and appends it to its workers' file). ``table``, ``header`` and ``wkt``
+    as in :func:`write_table`.
+    """
+    if table is not None:
+        df = schema.validate(schema.coerce(df, table), table)
+        df.attrs["table"] = table
+    _write_csv(_csv_frame(df, wkt), sink, header)
 
 
 def geometry_wkt(geometry) -> np.ndarray:
@@ -218,17 +253,7 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
         df = schema.validate(schema.coerce(df, table), table)
         df.attrs["table"] = table
     if fmt == "csv":
-        out = df.copy()
-        for c in _ts_columns(out):
-            out[c] = schema.to_unix(out[c])
-        if "geometry" in out.columns:
-            if wkt is None:
-                import shapely
-
-                wkt = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
-            elif len(wkt) != len(out):
-                raise ValueError(f"wkt: {len(wkt)} texts for {len(out)} rows")
-            out["geometry"] = wkt
+        out = _csv_frame(df, wkt)
         with _atomic(path, ".csv") as tmp:
             _write_csv(out, tmp, header)
     elif fmt == "geojson":
