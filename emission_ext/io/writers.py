@@ -40,7 +40,7 @@ FORMATS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".parquet":
            ".pq": "parquet", ".gpkg": "gpkg"}
 CRS = "EPSG:4326"
 
-__all__ = ["write_table", "write_csv_into", "geometry_wkt", "concat_csv", "read_table", "format_from_path", "FORMATS"]
+__all__ = ["write_table", "write_csv_into", "geometry_wkt", "read_table", "format_from_path", "FORMATS"]
 
 
 def format_from_path(path: str | Path, fmt: str | None = None) -> str:
@@ -191,26 +191,6 @@ def geometry_wkt(geometry) -> np.ndarray:
         raise schema.SchemaError("table", "geometry", f"invalid WKB: {exc}") from None
 
 
-def concat_csv(parts: list[Path], path: str | Path) -> Path:
-    """Join CSV files written by :func:`write_table` into ``path``, atomically; the parts
-    are consumed.
-
-    The first part carries the header; the others were written with ``header=False`` (the
-    ``process`` command's workers each write the rows of their users). They are appended to
-    the first, which then replaces ``path`` in one rename (it must be on the same file
-    system, e.g. in a folder next to ``path``).
-    """
-    import shutil
-
-    path = Path(path)
-    with open(parts[0], "ab") as dst:
-        for part in parts[1:]:
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    os.replace(parts[0], path)
-    return path
-
-
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
                 table: str | None = None, header: bool = True, wkt=None) -> Path:
     """Write a table to CSV, GeoJSON, Parquet or GeoPackage, atomically.
@@ -228,8 +208,8 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
         validated against it first (columns in schema order, extra columns kept after them),
         and it names the GeoPackage layer.
     header : bool
-        CSV only: write the header line (default). ``False`` writes rows only, for a part that
-        :func:`concat_csv` appends to another.
+        CSV only: write the header line (default). ``False`` writes rows only, for a part
+        appended to another file (the ``process`` command's workers).
     wkt : array of str, optional
         CSV only: the ``geometry`` column already as WKT text, one per row in order, as
         :func:`geometry_wkt` makes it (a caller writing the same shapes into two tables
