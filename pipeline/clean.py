@@ -63,6 +63,10 @@ def as_points(points: pd.DataFrame) -> pd.DataFrame:
     return schema.coerce(points, "points")
 
 
+#: The last two Arrow id columns :func:`user_codes` factorised: (ids, dtype, codes, uniques).
+_LAST_CODES: tuple = ()
+
+
 def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
     """``pd.factorize(user_id, sort=True)``, in one pass when the ids are already in order.
 
@@ -70,8 +74,19 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
     a cumulative count of the changes between neighbours and the sorted uniques are the first
     id of each run, with no hashing of a million strings. Anything else (nulls, unsorted
     ids, no Arrow storage) goes through ``pd.factorize``.
+
+    The answers for the last two Arrow-stored columns are kept (with a reference to them:
+    Arrow arrays are immutable, so the same array object has the same codes): a reader's
+    duplicate-key pass (user ids and sources), its checks and the cleaning each ask for the
+    codes of the same columns. Those codes are returned read-only.
     """
+    global _LAST_CODES
     arr = getattr(user_id.array, "_pa_array", None)
+    kept = _LAST_CODES  # one read: another thread may replace it meanwhile
+    if arr is not None:
+        for ids, dtype, codes, uniques in kept:
+            if ids is arr and dtype == user_id.dtype:
+                return codes, uniques
     n = len(user_id)
     if arr is not None and n > 1 and arr.null_count == 0:
         import pyarrow as pa  # present: the ids are stored by Arrow
@@ -88,6 +103,9 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
                 np.cumsum(change, out=codes[1:])
                 first = np.r_[True, change]
                 uniques = pd.Index(pd.array(arr.filter(pa.array(first)), dtype=user_id.dtype))
+                codes.flags.writeable = False
+                _LAST_CODES = ((user_id.array._pa_array, user_id.dtype, codes, uniques),
+                               *kept[:1])
                 return codes, uniques
         except (ImportError, TypeError, ValueError, pa.ArrowException):
             pass

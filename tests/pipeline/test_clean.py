@@ -62,3 +62,24 @@ def test_clean_points_coded_gives_make_track_the_codes_it_would_compute():
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
     assert list(fast.users) == list(slow.users)
     assert clean_points_coded(frame([], [], []))[2] is None
+
+
+def test_user_codes_kept_for_the_same_ids_only():
+    import pytest
+
+    from emission_ext import schema
+    from pipeline.clean import user_codes
+
+    ids = pd.Series(["a", "a", "b", "c", "c"], dtype=schema.STR)
+    if getattr(ids.array, "_pa_array", None) is None:
+        pytest.skip("ids not stored by Arrow")
+    codes, users = user_codes(ids)
+    assert codes.tolist() == [0, 0, 1, 2, 2] and list(users) == ["a", "b", "c"]
+    other = pd.Series(["x", "y"], dtype=schema.STR)
+    assert user_codes(other)[0].tolist() == [0, 1]
+    again, users2 = user_codes(ids)  # kept: the same answer, which nobody may change
+    assert again is codes and list(users2) == ["a", "b", "c"]
+    with pytest.raises(ValueError):
+        again[0] = 5
+    sub = ids.iloc[2:]  # other ids (a slice is another array): computed afresh
+    assert user_codes(sub)[0].tolist() == [0, 1, 1]
