@@ -8,9 +8,10 @@ vehicle fixes (a light, a car-park barrier, a bus stop) takes the vehicle's clas
 equal class are sections; runs shorter than ``min_section_s`` (a car slowing at a light, a
 GPS glitch) are merged into their longer neighbour, shortest first, until none is left: first
 on foot vs in a vehicle (so a bus that reads as cycling between stops and as a car when it
-runs stays whole), then bike vs motorised inside each vehicle leg. A walk that opens or
-closes a trip (to the stop, from the car park) is kept from ``edge_walk_min_s``; the still
-tail after the arrival (arrival fix included) joins the last section. A silence inside a
+runs stays whole), then bike vs motorised inside each vehicle leg; a vehicle run that the
+phone ("in vehicle") or its long fast steps vouch for is kept from ``sure_vehicle_min_s`` (a
+two-fix bus ride sampled every 30 s). A walk that opens or closes a trip (to the stop, from
+the car park) is kept from ``edge_walk_min_s``; the still tail after the arrival (arrival fix included) joins the last section. A silence inside a
 vehicle leg longer than any vehicle stop is a wait on foot (an iOS phone records nothing at a
 transfer stop). A foot/vehicle change then moves by a fix or two to where the speeds between
 fixes change regime, and is placed inside the sampling gap before the new section's first
@@ -119,6 +120,12 @@ class SectionParams:
         At least ``hop_min_steps`` consecutive steps each faster than ``hop_min_mps`` (m/s),
         covering as much ground in a straight line, are a vehicle however short (a one-stop
         bus hop, shorter than ``min_section_s``), see ``_sure_vehicle``; 0 steps: off.
+    sure_vehicle_min_s, sure_step_m : float
+        A vehicle run (between walks) at least half of whose fixes are sure is kept from
+        ``sure_vehicle_min_s`` seconds instead of ``min_section_s``: a fix is sure when a
+        confident "in vehicle" reading decides it (above a walker's pace) or the step into it
+        covers at least ``sure_step_m`` metres at ``hop_min_mps`` or more (a two-fix bus ride
+        sampled every 30 s); ``sure_vehicle_min_s >= min_section_s``: off.
     silent_waits : bool
         A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
         ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
@@ -156,6 +163,8 @@ class SectionParams:
     ferry_dock_m: float = 20.0
     hop_min_mps: float = 6.0
     hop_min_steps: int = 3
+    sure_vehicle_min_s: float = 45.0
+    sure_step_m: float = 150.0
 
 
 def _point_trip(n: int, s: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -245,14 +254,17 @@ def _runs(cls: np.ndarray, grp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of_grp: np.ndarray,
-                 min_s: float, passes: int, edge_walk_min_s: float | None = None) -> np.ndarray:
+                 min_s: float, passes: int, edge_walk_min_s: float | None = None,
+                 sure: np.ndarray | None = None, sure_min_s: float = 0.0) -> np.ndarray:
     """Relabel runs shorter than ``min_s`` with their longer neighbour's class, shortest first.
 
     Each pass relabels every short run that is shorter than both neighbours (so two adjacent
     short runs never swap labels), then runs are recomputed. With ``edge_walk_min_s``, a
-    walking run that opens or closes its group only needs that long.
+    walking run that opens or closes its group only needs that long. With ``sure`` (per
+    point), a vehicle run at least half of whose points are sure only needs ``sure_min_s``.
     """
     cls = cls.copy()
+    sure_cum = np.r_[0, np.cumsum(sure)] if sure is not None else None
     for _ in range(passes):
         starts, lens = _runs(cls, grp)
         if starts.size < 2:
@@ -265,13 +277,20 @@ def _merge_short(cls: np.ndarray, grp: np.ndarray, t_start: np.ndarray, t_end_of
         lim = min_s
         if edge_walk_min_s is not None:
             lim = np.where((cls[starts] == WALK) & ~(nxt_same & prv_same), edge_walk_min_s, min_s)
+        if sure_cum is not None:
+            n_sure = sure_cum[starts + lens] - sure_cum[starts]
+            lim = np.where((cls[starts] != WALK) & (2 * n_sure >= lens), np.minimum(lim, sure_min_s), lim)
         short = (dur < lim) & (nxt_same | prv_same)
         if not short.any():
             break
         inf = np.inf
         d_prev = np.where(prv_same, np.r_[inf, dur[:-1]], inf)
         d_next = np.where(nxt_same, np.r_[dur[1:], inf], inf)
-        local_min = short & (dur <= d_prev) & (dur <= d_next)
+        # shortest first among the short runs: a neighbour long enough to stay (a walk at a
+        # trip's edge, a sure vehicle run) does not hold a longer short run back
+        s_prev = np.where(np.r_[False, short[:-1]], d_prev, inf)
+        s_next = np.where(np.r_[short[1:], False], d_next, inf)
+        local_min = short & (dur <= s_prev) & (dur <= s_next)
         # ties between equal neighbours: only the earlier one moves this pass
         local_min &= ~(np.r_[False, local_min[:-1]] & (np.r_[inf, dur[:-1]] == dur))
         if not local_min.any():
@@ -351,7 +370,7 @@ def _silent_waits(c: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
 
 
 def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_grp: np.ndarray,
-                        p: SectionParams) -> np.ndarray:
+                        p: SectionParams, sure: np.ndarray | None = None) -> np.ndarray:
     """Two-level flip-flop merging: on foot vs in a vehicle first, then bike vs motorised
     inside each vehicle leg.
 
@@ -364,7 +383,7 @@ def _merge_vehicle_legs(c: np.ndarray, g: np.ndarray, t: np.ndarray, t_end_of_gr
         return c.copy()
     foot = np.where(c == WALK, WALK, MOTOR)
     foot = _merge_short(foot, g, t, t_end_of_grp, p.min_section_s, p.max_merge_passes,
-                        p.edge_walk_min_s)
+                        p.edge_walk_min_s, sure, p.sure_vehicle_min_s)
     out = np.where(foot == WALK, WALK, c)
     veh = foot != WALK
     if not veh.any():
@@ -753,7 +772,16 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         cm = _vehicle_stops(cm, g[moving], t_in[moving], speed[inside][moving], p)
         if p.silent_waits:
             cm = _silent_waits(cm, g[moving], t_in[moving], tr.step[inside][moving], p)
-    merged[moving] = _merge_vehicle_legs(cm, g[moving], t_in[moving], t_end_core, p)
+    sure = None
+    if p.sure_vehicle_min_s < p.min_section_s:
+        # a vehicle fix the merging keeps from sure_vehicle_min_s: the phone says "in a
+        # vehicle" at more than a walker's pace, or the step into it is a long fast one
+        dt_in = np.r_[np.inf, np.diff(t_in)]
+        step_in = np.where(np.r_[False, g[1:] == g[:-1]], tr.step[inside], 0.0)
+        sure = (use_act[inside] & (act[inside] == MOTOR)) | \
+               ((step_in >= p.sure_step_m) & (step_in >= p.hop_min_mps * dt_in))
+        sure = sure[moving]
+    merged[moving] = _merge_vehicle_legs(cm, g[moving], t_in[moving], t_end_core, p, sure)
     merged = _fill_from_moving(merged, moving, g)
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called

@@ -162,7 +162,9 @@ def test_standstill_inside_a_car_leg_stays_car():
     assert list(sections["sensed_mode"]) == ["WALKING", "CAR"]
     drive = _leg_times(truth[0][0], legs, 30.0)[1]
     assert abs(_boundaries(sections)[0] - drive) <= 60
-    off, _ = segment_sections(pts, trips, params=SectionParams(max_vehicle_stop_s=0.0))
+    # (the 45 s in the car park, 240 m steps, would also stand as a sure vehicle run)
+    off, _ = segment_sections(pts, trips, params=SectionParams(max_vehicle_stop_s=0.0,
+                                                               sure_vehicle_min_s=90.0))
     assert len(off) < 2 or abs(_boundaries(off)[0] - drive) > 60
 
 
@@ -326,3 +328,48 @@ def test_ferry_crossing_after_a_silent_wait_with_coarse_fixes_is_cut_out():
     old = segment_user(pts, transit=_FerryStub(), params=SegmentParams(
         sections=SectionParams(ferry_acc_cap_m=0.0)))["sections"]
     assert list(old["sensed_mode"]) == ["WALKING"]
+
+
+def _two_fix_ride(sure_min=None):
+    # Android, a fix every 30 s: a walk to the stop, one fix 270 m down the line 30 s after
+    # boarding (the phone says "in vehicle"), the next one 60 m on, on foot again; the ride
+    # is shorter than min_section_s
+    rng = np.random.default_rng(6)
+    walk1 = np.arange(0, 600, 30.0)
+    ride = walk1[-1] + 30.0
+    walk2 = ride + np.arange(30, 600, 30.0)
+    x0 = 1.3 * walk1[-1]
+    x = np.r_[1.3 * walk1, x0 + 270.0, x0 + 330.0 + 1.3 * (walk2 - walk2[0])]
+    t = np.r_[walk1, ride, walk2]
+    pts = frame(t, x + rng.normal(0, 3, t.size), rng.normal(0, 3, t.size))
+    foot = np.r_[walk1, walk2]
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + np.r_[foot, ride], unit="s", utc=True),
+                           "activity": ["WALKING"] * foot.size + ["IN_VEHICLE"], "confidence": 75.0})
+    _, trips = segment_trips(pts)
+    params = SectionParams() if sure_min is None else SectionParams(sure_vehicle_min_s=sure_min)
+    return segment_sections(pts, trips, motion, params)[0], (walk1[-1], walk2[0])
+
+
+def test_two_fix_bus_ride_confirmed_by_its_fixes_is_kept():
+    sections, ride = _two_fix_ride()
+    assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    b = _boundaries(sections)
+    assert abs(b[0] - ride[0]) <= 60 and abs(b[1] - ride[1]) <= 60
+    off, _ = _two_fix_ride(sure_min=90.0)
+    assert list(off["sensed_mode"]) == ["WALKING"]
+
+
+def test_short_run_next_to_a_sure_vehicle_run_is_merged():
+    # runs (s): vehicle 60 (sure, kept from 45), walk 65 (short), vehicle 600. The walk is
+    # longer than its sure neighbour but that neighbour stays, so the walk is the shortest
+    # short run and joins the vehicle on both sides
+    from pipeline.sections import MOTOR, WALK, _merge_short
+    t = np.r_[0.0, 30.0, 60.0, 90.0, 125.0 + 30.0 * np.arange(20)]
+    cls = np.r_[MOTOR, MOTOR, WALK, WALK, np.full(20, MOTOR)]
+    g = np.zeros(t.size, dtype=np.int64)
+    sure = np.r_[False, True, False, False, np.ones(20, bool)]
+    out = _merge_short(cls, g, t, np.array([t[-1] + 30.0]), 90.0, 50, 45.0, sure, 45.0)
+    assert (out == MOTOR).all()
+    # without ``sure`` the first run is the shortest and becomes the walk's
+    old = _merge_short(cls, g, t, np.array([t[-1] + 30.0]), 90.0, 50, 45.0)
+    assert (old[:4] == WALK).all() and (old[4:] == MOTOR).all()
