@@ -159,3 +159,38 @@ def test_process_as_the_program_ends_at_once_with_its_output_flushed(tmp_path):
     assert ref.exit_code == 0, ref.output
     for t in ("trips", "sections", "places"):
         assert (tmp_path / "o" / f"{t}.csv").read_bytes() == (tmp_path / "r" / f"{t}.csv").read_bytes()
+
+
+def test_huge_page_heap_marks_the_heap_in_a_child(tmp_path):
+    """In a forked child (the test process keeps its heap): the heap grows and, where the
+    kernel has transparent huge pages, is marked for them (VmFlags ``hg``)."""
+    import os
+    import sys
+
+    if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+        pytest.skip("Linux only")
+    from emission_ext.commands.process import huge_page_heap
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            done = huge_page_heap(64 << 20)
+            flags = ""
+            with open("/proc/self/smaps") as fh:
+                in_heap = False
+                for line in fh:
+                    if "-" in line.split()[0] and len(line.split()) >= 5:
+                        in_heap = line.rstrip().endswith("[heap]")
+                    elif in_heap and line.startswith("VmFlags:"):
+                        flags += line
+            ok = (not done) or (" hg" in flags)
+        finally:
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        got = fh.read()
+    os.waitpid(pid, 0)
+    assert got == b"1"
