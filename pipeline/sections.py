@@ -126,6 +126,11 @@ class SectionParams:
         confident "in vehicle" reading decides it (above a walker's pace) or the step into it
         covers at least ``sure_step_m`` metres at ``hop_min_mps`` or more (a two-fix bus ride
         sampled every 30 s); ``sure_vehicle_min_s >= min_section_s``: off.
+    tail_walk, tail_walk_stop_m, tail_walk_min_s : bool, float, float
+        With a transit index, the still tail after a vehicle is a walk when the phone says
+        "on foot" at its first fix, a stop lies within ``tail_walk_stop_m`` metres of that fix
+        or of the vehicle's last one, and the vehicle's last fix is ``tail_walk_min_s``
+        seconds or more before the trip's end, see ``_tail_walks``.
     silent_waits : bool
         A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
         ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
@@ -164,6 +169,9 @@ class SectionParams:
     hop_min_mps: float = 6.0
     hop_min_steps: int = 3
     sure_vehicle_min_s: float = 45.0
+    tail_walk: bool = True
+    tail_walk_stop_m: float = 60.0
+    tail_walk_min_s: float = 30.0
     sure_step_m: float = 150.0
 
 
@@ -676,6 +684,62 @@ def _sure_vehicle(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarr
     return out
 
 
+def _tail_walks(merged: np.ndarray, moving: np.ndarray, g: np.ndarray, t: np.ndarray,
+                act: np.ndarray, lat: np.ndarray, lon: np.ndarray, transit,
+                p: SectionParams) -> np.ndarray:
+    """Put the still tail of a trip that a vehicle ends on foot when the tester walked it
+    from a bus stop.
+
+    The tail (from the arrival fix, within ``still_radius_m`` of the trip's end) joins the
+    last section. After a bus, though, the walk home from the stop often has only that fix
+    or two (a fix every 30 s, a walk of 40-120 s), so the bus section ran to the trip's end
+    and the change was a minute or two from any boundary. The tail is a walk when the phone
+    says "on foot" at its first fix, a stop of the transit index lies within
+    ``tail_walk_stop_m`` of that fix or of the vehicle's last one, and the vehicle's last fix
+    is at least ``tail_walk_min_s`` before the trip's last point. A car parked at the door
+    looks the same (the phone says "on foot" as its driver gets out): the bus stop is what
+    tells them apart, so without a transit index nothing changes.
+
+    Parameters
+    ----------
+    merged : ndarray
+        Classes of the trip points (tail already filled from the last moving point).
+    moving : ndarray of bool
+        Not in the still tail.
+    g, t, act, lat, lon : ndarray
+        Trip ordinal, time (unix s), activity class (-1: none) and position of the trip points.
+    transit : pipeline.transit.TransitIndex or None
+    p : SectionParams
+
+    Returns
+    -------
+    ndarray
+        The classes, with such tails on foot.
+    """
+    if merged.size < 2 or transit is None:
+        return merged
+    tail = ~moving
+    first = np.flatnonzero(tail & np.r_[True, ~tail[:-1] | (g[1:] != g[:-1])])
+    first = first[first > 0]
+    prev = first - 1
+    last = np.searchsorted(g, g[first], side="right") - 1
+    ok = ((g[prev] == g[first]) & moving[prev] & (merged[prev] != WALK) & (act[first] == WALK)
+          & (t[last] - t[prev] >= p.tail_walk_min_s))
+    first, prev, last = first[ok], prev[ok], last[ok]
+    if first.size == 0:
+        return merged
+    near = np.zeros(first.size, dtype=bool)
+    for i in (prev, first):
+        _, d = transit.nearest_station(lat[i], lon[i])
+        near |= d <= p.tail_walk_stop_m
+    if not near.any():
+        return merged
+    idx, _ = expand_ranges(first[near], last[near])
+    out = merged.copy()
+    out[idx] = WALK
+    return out
+
+
 def _fill_from_moving(values: np.ndarray, moving: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Give non-moving points the value of the previous moving point of their trip (or the
     next one at a trip's head). Trips without a moving point keep their values."""
@@ -783,6 +847,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         sure = sure[moving]
     merged[moving] = _merge_vehicle_legs(cm, g[moving], t_in[moving], t_end_core, p, sure)
     merged = _fill_from_moving(merged, moving, g)
+    if p.tail_walk and transit is not None and s.size:
+        merged = _tail_walks(merged, moving, g, t_in, act[inside], tr.lat[inside],
+                             tr.lon[inside], transit, p)
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called
     # "on foot" for ten minutes); equal neighbours then fuse

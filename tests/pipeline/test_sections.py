@@ -373,3 +373,54 @@ def test_short_run_next_to_a_sure_vehicle_run_is_merged():
     # without ``sure`` the first run is the shortest and becomes the walk's
     old = _merge_short(cls, g, t, np.array([t[-1] + 30.0]), 90.0, 50, 45.0)
     assert (old[:4] == WALK).all() and (old[4:] == MOTOR).all()
+
+
+class _StopStub:
+    """Duck-typed transit index: one bus stop at (x, 0) m, no ferry."""
+
+    def __init__(self, x_stop):
+        self.x_stop = x_stop
+        self.stop_times = pd.DataFrame({"station": [0], "stop": [0], "trip": [0]})
+        self.trip_route = np.array([0])
+        self.route_mode = np.array(["BUS"])
+        self.stop_station = np.array([0])
+        self.stop_xy = np.array([[x_stop, 0.0]])
+
+    def project(self, lat, lon):
+        from tests.pipeline._frames import LAT0, LON0, M_LAT, M_LON
+        return ((np.asarray(lon) - LON0) * M_LON, (np.asarray(lat) - LAT0) * M_LAT)
+
+    def distance_to_ferry_line(self, lat, lon):
+        return np.full(np.size(lat), 65_000.0)
+
+    def nearest_station(self, lat, lon):
+        x, y = self.project(lat, lon)
+        d = np.hypot(np.atleast_1d(x) - self.x_stop, np.atleast_1d(y))
+        return np.where(d <= 60, 0, -1), np.where(d <= 60, d, np.inf)
+
+
+def test_short_walk_home_from_the_bus_stop_is_its_own_section():
+    # Android: a bus ride (a fix every 30 s at 8 m/s) to a stop, then a 50 m walk home: the
+    # only walk fix is the arrival (within the still radius of home), the phone says "on foot"
+    from pipeline.segment import segment_user
+    rng = np.random.default_rng(9)
+    stay0 = np.arange(0, 1200, 60.0)
+    ride = 1200 + np.arange(30, 630, 30.0)
+    x_stop = 8.0 * 600
+    walk = ride[-1] + 30.0                                       # 40 m from the stop
+    stay1 = walk + np.arange(30, 1200, 30.0)
+    t = np.r_[stay0, ride, walk, stay1]
+    x = np.r_[np.zeros(stay0.size), 8.0 * (ride - 1200), x_stop + 40.0,
+              np.full(stay1.size, x_stop + 50.0)]
+    y = np.r_[np.zeros(stay0.size + ride.size), 20.0, np.full(stay1.size, 30.0)]
+    pts = frame(t, x + rng.normal(0, 2, t.size), y + rng.normal(0, 2, t.size))
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + np.r_[ride, walk], unit="s", utc=True),
+                           "activity": ["IN_VEHICLE"] * ride.size + ["WALKING"], "confidence": 92.0})
+    res = segment_user(pts, motion, transit=_StopStub(x_stop))
+    assert len(res["trips"]) == 1
+    sec = res["sections"]
+    assert list(sec["sensed_mode"]) == ["CAR", "WALKING"]
+    assert abs(_boundaries(sec)[0] - ride[-1]) <= 30
+    # no stop there (a car parked at the door looks the same): the ride runs to the end
+    far = segment_user(pts, motion, transit=_StopStub(x_stop + 5000.0))["sections"]
+    assert list(far["sensed_mode"]) == ["CAR"]
