@@ -206,6 +206,19 @@ def auto_jobs(n_points: int, n_users: int) -> int:
     return max(1, min(cores or 1, n_users, n_points // MIN_POINTS_PER_JOB))
 
 
+def split_starts(first, n: int, jobs: int) -> list[int] | None:
+    """Row bounds cutting ``n`` points sorted by user into ``jobs`` runs of whole users with
+    about equal numbers of points, from the first row of each user (``first``, rising); None
+    when there is nothing to cut (one user, or ``jobs`` < 2)."""
+    import numpy as np
+
+    if jobs < 2 or n == 0 or len(first) < 2:
+        return None
+    cuts = np.searchsorted(first, np.arange(1, jobs) * n / jobs)  # nearest user start above
+    cuts = np.unique(np.clip(cuts, 1, len(first) - 1))
+    return [0, *np.asarray(first)[cuts].tolist(), n]
+
+
 def split_users(codes, jobs: int) -> list[int] | None:
     """Row bounds cutting points into ``jobs`` runs of whole users with about equal numbers
     of points, from the user code of each point (:func:`pipeline.clean.user_codes`); None when
@@ -216,34 +229,21 @@ def split_users(codes, jobs: int) -> list[int] | None:
     if jobs < 2 or n == 0 or not (codes[1:] >= codes[:-1]).all():
         return None
     first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each user
-    cuts = np.searchsorted(first, np.arange(1, jobs) * n / jobs)  # nearest user start above
-    cuts = np.unique(np.clip(cuts, 1, first.size - 1))
-    return [0, *first[cuts].tolist(), n] if first.size > 1 else None
+    return split_starts(first, n, jobs)
 
 
-def split_table(table, cols: dict[str, str], jobs: int):
+def split_table(table, cols: dict[str, str], jobs: int, starts=None):
     """``(row bounds, number of users)`` cutting a pyarrow-parsed CSV into runs of whole users
-    (see :func:`split_users`), or None when its rows are not sorted by user id (or have none)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    (see :func:`split_starts`), or None when its rows are not sorted by user id (or have none).
+    ``starts``: :func:`~emission_ext.io.csv_arrow.user_starts` of the table, when known."""
+    from ..io.csv_arrow import user_starts
 
-    if "user_id" not in cols:
+    if starts is None:
+        starts = user_starts(table, cols)
+    if starts is None:
         return None
-    uid = table.column(cols["user_id"])
-    n = len(uid)
-    if uid.null_count or n < 2:
-        return None
-    uid = uid.combine_chunks()  # one chunk already (read_arrow), ids stripped as checked
-    a, b = uid.slice(0, n - 1), uid.slice(1)
-    change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
-    at = pa.array(np.flatnonzero(change))
-    if pc.all(pc.less(a.take(at), b.take(at))).as_py() is False:  # sorted: rising at changes
-        return None
-    codes = np.zeros(n, dtype=np.intp)
-    np.cumsum(change, out=codes[1:])
-    n_users = int(codes[-1]) + 1
-    parts = split_users(codes, min(jobs, n_users) if jobs else auto_jobs(n, n_users))
+    n, n_users = table.num_rows, len(starts)
+    parts = split_starts(starts, n, min(jobs, n_users) if jobs else auto_jobs(n, n_users))
     return None if parts is None else (parts, n_users)
 
 
@@ -455,7 +455,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     # a parsed CSV sorted by user: each worker checks its own rows (no fault: the same
     # points table as one process; a fault: read again below with pandas, for the message)
     parsed = prefetch.result() if prefetch is not None and jobs != 1 else None
-    split = split_table(*parsed, jobs) if parsed is not None else None
+    split = split_table(*parsed, jobs, prefetch.user_starts()) if parsed is not None else None
     if split is not None:
         from ..io.csv_points import points_from_arrow
 

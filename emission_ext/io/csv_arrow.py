@@ -105,6 +105,31 @@ def read_arrow(path: str, user_id_given: bool = False):
     return table, cols
 
 
+def user_starts(table, cols: dict[str, str]):
+    """First row of each run of equal user ids in a :func:`read_arrow` table (int64 array),
+    or None when the ids are not sorted (rising at every change), have nulls or are absent.
+
+    One comparison of neighbours over the ids; with :class:`Prefetch` it runs in the
+    background thread too, so ``process`` finds its cut between workers ready."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "user_id" not in cols:
+        return None
+    uid = table.column(cols["user_id"])
+    n = len(uid)
+    if uid.null_count or n < 2:
+        return None
+    uid = uid.combine_chunks()  # one chunk already (read_arrow), ids stripped as checked
+    a, b = uid.slice(0, n - 1), uid.slice(1)
+    at = np.flatnonzero(pc.not_equal(a, b).to_numpy(zero_copy_only=False))
+    idx = pa.array(at)
+    if pc.all(pc.less(a.take(idx), b.take(idx))).as_py() is False:  # sorted: rising at changes
+        return None
+    return np.r_[0, at + 1]
+
+
 class Prefetch:
     """:func:`read_arrow` running in a background thread (pyarrow releases the GIL).
 
@@ -117,17 +142,29 @@ class Prefetch:
 
         self.path = str(path)
         self._out = None
+        self._starts = None
         self._thread = threading.Thread(target=self._run, args=(user_id_given,), daemon=True)
         self._thread.start()
 
     def _run(self, user_id_given: bool) -> None:
-        self._out = read_arrow(self.path, user_id_given)
+        out = read_arrow(self.path, user_id_given)
+        if out is not None:
+            try:
+                self._starts = user_starts(*out)
+            except Exception:  # noqa: BLE001 - computed again (and failing) where needed
+                self._starts = None
+        self._out = out
 
     def result(self):
         self._thread.join()
         return self._out
 
+    def user_starts(self):
+        """:func:`user_starts` of the result (None: unsorted, or no result)."""
+        self._thread.join()
+        return self._starts
+
     def release(self) -> None:
         """Forget the result (the caller holds the only reference to the table now)."""
         self._thread.join()
-        self._out = None
+        self._out = self._starts = None

@@ -194,3 +194,29 @@ def test_huge_page_heap_marks_the_heap_in_a_child(tmp_path):
         got = fh.read()
     os.waitpid(pid, 0)
     assert got == b"1"
+
+
+def test_user_starts_and_the_cut_between_workers(tmp_path):
+    from emission_ext.commands.process import split_starts, split_table, split_users
+    from emission_ext.io.csv_arrow import Prefetch, read_arrow, user_starts
+
+    csv = tmp_path / "p.csv"
+    csv.write_text("user_id,ts,lat,lon\n" + "".join(
+        f"{u},{1.7e9 + i},46.1,-1.1\n" for u, n in (("007", 5), ("010", 2), ("011", 3))
+        for i in range(n)))
+    table, cols = read_arrow(str(csv))
+    assert user_starts(table, cols).tolist() == [0, 5, 7]
+    pre = Prefetch(str(csv))
+    assert pre.user_starts().tolist() == [0, 5, 7]
+    assert split_table(table, cols, 2, pre.user_starts()) == ([0, 5, 10], 3)
+    assert split_table(table, cols, 2) == ([0, 5, 10], 3)
+    assert split_starts([0, 5, 7], 10, 3) == [0, 5, 7, 10]
+    assert split_starts([0], 10, 2) is None  # one user: nothing to cut
+    import numpy as np
+
+    assert split_users(np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 2]), 2) == [0, 5, 10]
+    assert split_users(np.array([1, 0]), 2) is None  # not sorted by user
+    bad = tmp_path / "u.csv"
+    bad.write_text("user_id,ts,lat,lon\nb,1.7e9,46.1,-1.1\na,1.7e9,46.1,-1.1\n")
+    assert user_starts(*read_arrow(str(bad))) is None
+    assert split_table(*read_arrow(str(bad)), 2) is None
