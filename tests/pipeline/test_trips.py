@@ -130,3 +130,19 @@ def test_trip_end_transition_inside_a_five_minute_silence_ends_the_trip():
                        "ts": pd.to_datetime(T0 + np.array([-1.0, 900.0, t2[0] - 1]), unit="s", utc=True)})
     assert len(segment_trips(pts, transitions=tr)[1]) == 2
     assert len(segment_trips(pts, transitions=tr, params=TripParams(end_transition_gap_s=600))[1]) == 1
+
+
+def test_linestrings_wkb_are_the_bytes_shapely_writes():
+    import shapely
+
+    from pipeline.trips import linestrings_wkb
+
+    rng = np.random.default_rng(3)
+    lon, lat = rng.uniform(-1.3, -1.0, 50), rng.uniform(46.0, 46.3, 50)
+    lon[4], lat[6] = -0.0, 1e-300
+    lo, hi = np.array([0, 10, 12, 30]), np.array([9, 10, 29, 49])  # range 1: one point
+    got = linestrings_wkb(lon, lat, lo, hi)
+    assert got[1] is None
+    for k in (0, 2, 3):
+        line = shapely.LineString(np.column_stack([lon[lo[k]:hi[k] + 1], lat[lo[k]:hi[k] + 1]]))
+        assert type(got[k]) is bytes and got[k] == shapely.to_wkb(line)
