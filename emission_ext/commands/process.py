@@ -435,6 +435,8 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     collecting = gc.isenabled()
     gc.disable()
     try:
+        from ..io import csv_points, writers  # noqa: F401 - pandas; the workers' reader, writer
+
         if not no_modes:  # model and transit index load during the parse; workers inherit them
             from ..models.apply import preload
 
