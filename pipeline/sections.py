@@ -11,13 +11,17 @@ on foot vs in a vehicle (so a bus that reads as cycling between stops and as a c
 runs stays whole), then bike vs motorised inside each vehicle leg; a vehicle run that the
 phone ("in vehicle") or its long fast steps vouch for is kept from ``sure_vehicle_min_s`` (a
 two-fix bus ride sampled every 30 s). A walk that opens or closes a trip (to the stop, from
-the car park) is kept from ``edge_walk_min_s``; the still tail after the arrival (arrival fix included) joins the last section. A silence inside a
-vehicle leg longer than any vehicle stop is a wait on foot (an iOS phone records nothing at a
-transfer stop). A foot/vehicle change then moves by a fix or two to where the speeds between
-fixes change regime, and is placed inside the sampling gap before the new section's first
-fix, from the vehicle's pace over the gap's step. Each section gets a sensed-mode hint (WALKING,
-BICYCLING or CAR) with ``mode_source="rule"``; the mode classifier overwrites it later. All
-numpy over whole arrays: per-pass work is over runs, never per point in Python.
+the car park) is kept from ``edge_walk_min_s``; the still tail after the arrival (arrival fix
+included) joins the last section, unless a vehicle ends there, the phone says "on foot" and a
+transit stop is next to it (the walk home from the bus stop: a fix or two at 30 s sampling).
+A silence inside a vehicle leg longer than any vehicle stop is a wait on foot (an iOS phone
+records nothing at a transfer stop). A foot/vehicle change then moves by a fix or two to
+where the speeds between fixes change regime, and is placed inside the sampling gap before
+the new section's first fix, from the vehicle's pace over the gap's step. With a transit
+index, ferry crossings (slower than a walk) are cut out by their position on the water.
+Each section gets a sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``;
+the mode classifier overwrites it later. All numpy over whole arrays: per-pass work is over
+runs, never per point in Python.
 """
 from __future__ import annotations
 
