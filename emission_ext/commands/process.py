@@ -319,12 +319,14 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | d
 
 
 def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path
-            ) -> tuple[list[dict], dict]:
+            ) -> tuple[list[dict], dict, list[int]]:
     """Segment ``n_parts`` runs of users in parallel: ``part(k)`` gives the points of run
     ``k``; runs ``0 .. n_parts - 2`` are each done in a forked child writing into
     ``tmp/<k>/`` (run 0 with the header lines), the last one here, into memory. A child that
     fails is redone here, so errors surface exactly as in one process. Returns each part's
-    summary (in order) and the last part's CSV text per table (pyarrow buffers)."""
+    summary (in order), the last part's CSV text per table (pyarrow buffers) and the
+    children still to reap: a child that sent its summary has written its files, and the
+    caller reaps it once the tables are assembled (meanwhile the system tears it down)."""
     import pyarrow as pa
 
     last = n_parts - 1
@@ -345,7 +347,8 @@ def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path
                 (tmp / str(k)).mkdir()
                 info = segment_and_write(lambda: part(k), motion, transitions, no_modes,
                                          tmp / str(k), header=k == 0)
-                os.write(w, json.dumps(info).encode())
+                os.write(w, json.dumps(info).encode())  # one write (< PIPE_BUF): whole
+                os.close(w)  # the parent reads its end now, not after this process is gone
                 code = 0
             except BaseException:  # noqa: BLE001 - the parent redoes this part
                 pass
@@ -366,22 +369,28 @@ def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path
                 os.close(r)
                 os.waitpid(pid, 0)
         raise
-    infos = []
+    infos, pending = [], []
     for k, (pid, r) in kids.items():
-        msg, status = b"", 1
+        info = None
         if pid is not None:
             with os.fdopen(r, "rb") as fh:
                 msg = fh.read()
-            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        if status == 0 and msg:
-            infos.append(json.loads(msg))
-        else:
+            try:
+                info = json.loads(msg) if msg else None
+            except ValueError:
+                info = None
+            if info is None:  # failed: gone (or going) without its summary
+                os.waitpid(pid, 0)
+            else:
+                pending.append(pid)
+        if info is None:
             shutil.rmtree(tmp / str(k), ignore_errors=True)
             (tmp / str(k)).mkdir()
-            infos.append(segment_and_write(lambda: part(k), motion, transitions, no_modes,
-                                           tmp / str(k), header=k == 0))
+            info = segment_and_write(lambda: part(k), motion, transitions, no_modes,
+                                     tmp / str(k), header=k == 0)
+        infos.append(info)
     infos.append(mine_info)
-    return infos, {name: stream.getvalue() for name, stream in mine.items()}
+    return infos, {name: stream.getvalue() for name, stream in mine.items()}, pending
 
 
 class _Retry(Exception):
@@ -394,8 +403,9 @@ def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path) -> l
     memory (no copy of the first child's rows, no file of its own to write and delete)."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".process-", dir=out))
+    pending: list[int] = []
     try:
-        infos, mine = _forked(n_parts, part, motion, transitions, no_modes, tmp)
+        infos, mine, pending = _forked(n_parts, part, motion, transitions, no_modes, tmp)
         for name in TABLES:
             dst = tmp / "0" / f"{name}.csv" if n_parts > 1 else tmp / f"{name}.csv"
             with open(dst, "ab") as fh:
@@ -407,6 +417,8 @@ def _in_parts(n_parts: int, part, motion, transitions, no_modes, out: Path) -> l
         return infos
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for pid in pending:  # done by now: their time counts in this process's children
+            os.waitpid(pid, 0)
 
 
 @click.command("process")
