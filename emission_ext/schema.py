@@ -346,6 +346,25 @@ def _to_utc(s: pd.Series, tname: str, col: str) -> pd.Series:
         raise SchemaError(tname, col, f"cannot read timestamps: {exc}") from None
 
 
+def conforms(df: pd.DataFrame, name: str) -> bool:
+    """True when :func:`coerce` would change nothing: ``df`` starts with every column of
+    table ``name``, in order, with the declared dtypes (any non-object text dtype for text).
+
+    Why: a table fresh from the pipeline is already typed; writing it need not rebuild it.
+    """
+    t = table(name)
+    names = list(t.names)
+    if list(df.columns[:len(names)]) != names:
+        return False
+    for c, dt in zip(t.columns, df.dtypes.iloc[:len(names)]):
+        if c.dtype == STR:
+            if dt == object or not pd.api.types.is_string_dtype(dt):
+                return False
+        elif str(dt) != c.dtype:
+            return False
+    return True
+
+
 def coerce(df: pd.DataFrame, name: str, *, fill_optional: bool = True) -> pd.DataFrame:
     """Return ``df`` with the table's columns, in order, converted to the declared dtypes.
 

@@ -177,7 +177,8 @@ def write_csv_into(df: pd.DataFrame, sink, table: str | None = None, header: boo
     as in :func:`write_table`.
     """
     if table is not None:
-        df = schema.validate(schema.coerce(df, table), table)
+        df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table),
+                             table)
         df.attrs["table"] = table
     _write_csv(_csv_frame(df, wkt), sink, header)
 
@@ -235,7 +236,8 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
     path = Path(path)
     fmt = format_from_path(path, fmt)
     if table is not None:
-        df = schema.validate(schema.coerce(df, table), table)
+        df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table),
+                             table)
         df.attrs["table"] = table
     if fmt == "csv":
         out = _csv_frame(df, wkt)

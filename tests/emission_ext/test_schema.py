@@ -77,3 +77,17 @@ def test_unix_seconds_to_timestamps_match_pandas_bit_for_bit():
     odd = pd.Series([1.7e9, np.nan, 1.5])
     pd.testing.assert_series_equal(_to_utc(odd, "points", "ts"),
                                    pd.to_datetime(odd, unit="s", utc=True).astype(schema.UTC_TS))
+
+
+def test_conforms_only_when_coerce_would_change_nothing():
+    import pandas as pd
+
+    from emission_ext import schema
+
+    t = schema.empty("places")
+    assert schema.conforms(t, "places")
+    assert schema.conforms(t.assign(extra=[]), "places")  # extra columns after: kept as is
+    assert not schema.conforms(t[list(t.columns[::-1])], "places")  # order
+    assert not schema.conforms(t.drop(columns=["tz"]), "places")  # a column missing
+    assert not schema.conforms(t.assign(lat=t["lat"].astype(object)), "places")  # dtype
+    assert not schema.conforms(t.assign(user_id=pd.Series([], dtype=object)), "places")
