@@ -365,7 +365,8 @@ def conforms(df: pd.DataFrame, name: str) -> bool:
     return True
 
 
-def coerce(df: pd.DataFrame, name: str, *, fill_optional: bool = True) -> pd.DataFrame:
+def coerce(df: pd.DataFrame, name: str, *, fill_optional: bool = True,
+           copy: bool = True) -> pd.DataFrame:
     """Return ``df`` with the table's columns, in order, converted to the declared dtypes.
 
     Unknown extra columns are kept after the declared ones. Missing optional columns are
@@ -402,7 +403,9 @@ def coerce(df: pd.DataFrame, name: str, *, fill_optional: bool = True) -> pd.Dat
             raise SchemaError(name, c.name, f"cannot convert to {c.dtype}: {exc}") from None
         out[c.name] = s
     extra = [col for col in df.columns if col not in out]
-    res = pd.DataFrame(out, index=df.index)
+    # copy=False: the columns are not copied (nor gathered into blocks) where they already
+    # have their dtype, for a caller that holds the only reference to ``df``
+    res = pd.DataFrame(out, index=df.index, copy=copy)
     for col in extra:
         res[col] = df[col]
     return res

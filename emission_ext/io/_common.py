@@ -114,11 +114,12 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
     duplicates found by comparing neighbours.
     """
     t = schema.table(name)
-    if isinstance(df, dict):
+    own = isinstance(df, dict)  # then the columns are ours alone: no copy of them
+    if own:
         cols = df
         df = pd.DataFrame({k: v for k, v in cols.items() if k in t.names}, copy=False)
         cols.clear()
-    df = schema.coerce(df[[c for c in df.columns if c in t.names]], name)
+    df = schema.coerce(df[[c for c in df.columns if c in t.names]], name, copy=not own)
     n0 = len(df)
     if n0 > 1:
         keys = ["user_id", "ts"] + [k for k in t.key if k not in ("user_id", "ts")]
