@@ -67,6 +67,12 @@ def as_points(points: pd.DataFrame) -> pd.DataFrame:
 _LAST_CODES: tuple = ()
 
 
+def forget_user_codes() -> None:
+    """Drop the answers :func:`user_codes` keeps (and the id columns they hold alive)."""
+    global _LAST_CODES
+    _LAST_CODES = ()
+
+
 def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
     """``pd.factorize(user_id, sort=True)``, in one pass when the ids are already in order.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .clean import CleanParams, clean_points_coded
+from .clean import CleanParams, clean_points_coded, forget_user_codes
 from .sections import SectionParams, sections_from_track
 from .trips import TripParams, build_trips, detect_trips, make_track
 
@@ -56,6 +56,7 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         + ``trip_id``, ``section_id``) and ``removed`` (dropped points + ``reason``).
     """
     clean, removed, coded = clean_points_coded(points, params.clean)
+    forget_user_codes()  # the codes are in ``coded`` now; the kept ones would outlive the run
     tr = make_track(clean, coded)  # the codes and order clean_points_coded found
     s, e = detect_trips(tr, motion, transitions, params.trips)
     places, trips = build_trips(tr, s, e)

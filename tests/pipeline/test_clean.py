@@ -83,3 +83,13 @@ def test_user_codes_kept_for_the_same_ids_only():
         again[0] = 5
     sub = ids.iloc[2:]  # other ids (a slice is another array): computed afresh
     assert user_codes(sub)[0].tolist() == [0, 1, 1]
+
+
+def test_segment_user_leaves_no_user_codes_kept():
+    import pipeline.clean as clean_mod
+    from pipeline.segment import segment_user
+    from tests.pipeline._frames import day
+
+    pts, _ = day(user="007")
+    segment_user(pts, labelled=False)
+    assert clean_mod._LAST_CODES == ()
