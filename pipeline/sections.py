@@ -14,11 +14,12 @@ two-fix bus ride sampled every 30 s). A walk that opens or closes a trip (to the
 the car park) is kept from ``edge_walk_min_s``; the still tail after the arrival (arrival fix
 included) joins the last section, unless a vehicle ends there, the phone says "on foot" and a
 transit stop is next to it (the walk home from the bus stop: a fix or two at 30 s sampling).
-A silence inside a vehicle leg longer than any vehicle stop is a wait on foot (an iOS phone
-records nothing at a transfer stop). A foot/vehicle change then moves by a fix or two to
+A silence after a vehicle longer than any vehicle stop, crossed at no more than a walker's
+pace, is a wait or a walk on foot (an iOS phone records nothing at a transfer stop). A foot/vehicle change then moves by a fix or two to
 where the speeds between fixes change regime, and is placed inside the sampling gap before
 the new section's first fix, from the vehicle's pace over the gap's step. With a transit
-index, ferry crossings (slower than a walk) are cut out by their position on the water.
+index, ferry crossings (slower than a walk) are cut out by their position on the water,
+unless the run looks like a walk along the quay (no wait at the pier; "on foot" readings).
 Each section gets a sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``;
 the mode classifier overwrites it later. All numpy over whole arrays: per-pass work is over
 runs, never per point in Python.
@@ -135,9 +136,16 @@ class SectionParams:
         "on foot" at its first fix, a stop lies within ``tail_walk_stop_m`` metres of that fix
         or of the vehicle's last one, and the vehicle's last fix is ``tail_walk_min_s``
         seconds or more before the trip's end, see ``_tail_walks``.
-    silent_waits : bool
-        A silence inside a vehicle leg longer than ``max_vehicle_stop_s`` and crossed at under
-        ``stopped_mps`` is a wait on foot (an iOS transfer), see ``_silent_waits``.
+    silent_waits, silent_wait_mps, silent_wait_any_next : bool, float, bool
+        A silence after a vehicle fix longer than ``max_vehicle_stop_s`` and crossed at under
+        ``silent_wait_mps`` (a wait, or a walk to another line's stop) is on foot (an iOS
+        transfer), whatever the phone makes of the next fix (``silent_wait_any_next``; else
+        only when the next fix is a vehicle's too), see ``_silent_waits``.
+    ferry_foot_share, ferry_foot_min_mps, ferry_wait_s : float
+        A run on a ferry route is no crossing when the phone says "on foot" on more than
+        ``ferry_foot_share`` of its fixes and it moves at ``ferry_foot_min_mps`` or more (a
+        walker on the quayside), or when no step at under ``stopped_mps`` (standing at the
+        pier, or a silence) ends within ``ferry_wait_s`` seconds before it (0: no such test).
     """
 
     walk_max_mps: float = 2.2
@@ -162,6 +170,8 @@ class SectionParams:
     min_gap_to_place_s: float = 0.0
     refine_points: int = 2
     silent_waits: bool = True
+    silent_wait_mps: float = 1.5
+    silent_wait_any_next: bool = True
     arrival_in_tail: bool = True
     foot_step_max_mps: float = 2.0
     ferry_line_m: float = 15.0
@@ -170,6 +180,9 @@ class SectionParams:
     ferry_acc_cap_m: float = 30.0
     ferry_quay_reach_m: float = 150.0
     ferry_dock_m: float = 20.0
+    ferry_foot_share: float = 0.5
+    ferry_foot_min_mps: float = 1.0
+    ferry_wait_s: float = 300.0
     hop_min_mps: float = 6.0
     hop_min_steps: int = 3
     sure_vehicle_min_s: float = 45.0
@@ -349,9 +362,13 @@ def _silent_waits(c: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
 
     A phone on a distance filter (iOS) records nothing while it stands still, so the wait at
     a transfer stop leaves no fix: the last fix of the first vehicle and the first of the next
-    are neighbours. A silence longer than ``max_vehicle_stop_s`` between two vehicle fixes,
-    crossed at under ``stopped_mps`` on average, is longer than any vehicle's stop: the fix
-    before it (where the vehicle stopped) starts a wait on foot, which the next vehicle ends.
+    are neighbours. A silence longer than ``max_vehicle_stop_s`` after a vehicle fix, crossed
+    at under ``silent_wait_mps`` on average, is longer than any vehicle's stop, and a vehicle
+    moving on would have been recorded: the fix before it (where the vehicle stopped) starts a
+    wait (or a walk to another line's stop) on foot, which the next vehicle ends. With
+    ``silent_wait_any_next`` the next fix may read as walking too (the phone still says "on
+    foot" as the next bus pulls away: a walk run too short to keep would give the silence
+    back to the first ride).
 
     Parameters
     ----------
@@ -359,7 +376,7 @@ def _silent_waits(c: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
         Class, trip ordinal, time (unix s) and distance from the previous fix (m) of the moving
         points of the trips, in (trip, time) order.
     p : SectionParams
-        ``max_vehicle_stop_s``, ``stopped_mps``.
+        ``max_vehicle_stop_s``, ``silent_wait_mps``, ``silent_wait_any_next``.
 
     Returns
     -------
@@ -370,8 +387,9 @@ def _silent_waits(c: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
         return c
     dt = np.diff(t)
     same = g[1:] == g[:-1]
-    wait = (same & (c[1:] != WALK) & (c[:-1] != WALK) & (dt > p.max_vehicle_stop_s)
-            & (step[1:] < p.stopped_mps * dt))
+    nxt_ok = np.ones(dt.size, dtype=bool) if p.silent_wait_any_next else (c[1:] != WALK)
+    wait = (same & nxt_ok & (c[:-1] != WALK) & (dt > p.max_vehicle_stop_s)
+            & (step[1:] < p.silent_wait_mps * dt))
     # not the trip's first fix: a silence there is the wait before the first vehicle
     wait &= np.r_[False, same[:-1]]
     if not wait.any():
@@ -549,7 +567,7 @@ def ferry_quays(transit) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
-                     p: SectionParams) -> tuple[np.ndarray, np.ndarray]:
+                     p: SectionParams, act: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which trip points (positions in ``inside``) are on a ferry crossing.
 
     A harbour ferry is slower than a walk, so speed cannot tell it from the walks around it;
@@ -567,7 +585,17 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     ``_silent_waits``) is the wait on the pier, never on the water. The ferry's pace is taken
     over the run itself (the wait is not part of it); the departure is placed that pace
     before the first fix on the water, no earlier than the last fix at the pier (within
-    ``ferry_dock_m`` of a quay) or the trip's previous fix.
+    ``ferry_dock_m`` of a quay) or the trip's previous fix. A walker on a quayside that
+    follows the route's very positions from one quay to the next is told apart by what a
+    boarding has and a walk has not: a wait at the pier (a standstill or a silence within
+    ``ferry_wait_s`` before the run) and, when the phone reports activities, readings other
+    than "on foot" at more than a walker's crawl (``ferry_foot_share``, ``ferry_foot_min_mps``;
+    a passenger walking on deck moves at the boat's pace).
+
+    Parameters
+    ----------
+    act : ndarray, optional
+        Activity class per trip point (-1: no reading), see ``_activity_class``.
 
     Returns
     -------
@@ -625,6 +653,23 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     t0 = np.where(b_quay, t[b], t[starts])
     t1 = np.where(a_quay, t[a], t[ends])
     ok = (q0 >= 0) & (q1 >= 0) & (q0 != q1) & (t1 - t0 >= p.ferry_min_s)
+    if act is not None and p.ferry_foot_share < 1.0:
+        # a walker on the quayside next to the route: the phone says "on foot" on the way
+        foot_cum = np.r_[0, np.cumsum(act == WALK)]
+        n_foot = foot_cum[ends + 1] - foot_cum[starts]
+        cum0 = np.cumsum(tr.step[inside])
+        run_pace = (cum0[ends] - cum0[starts]) / np.maximum(t[ends] - t[starts], 1.0)
+        ok &= ~((n_foot > p.ferry_foot_share * (ends - starts + 1))
+                & (run_pace >= p.ferry_foot_min_mps))
+    if p.ferry_wait_s > 0 and ok.any():
+        # boarding takes a wait at the pier: a step at under ``stopped_mps`` (standing, or a
+        # silence on iOS) ending within ``ferry_wait_s`` before the run's first fix; a walker
+        # on the quayside keeps walking
+        dtp = np.r_[0.0, np.diff(t)]
+        slow = (dtp > 0) & (tr.step[inside] < p.stopped_mps * dtp) & np.r_[False, g[1:] == g[:-1]]
+        last_slow = np.maximum.accumulate(np.where(slow, np.arange(inside.size), -1))[starts]
+        ok &= (last_slow >= 0) & (g[np.maximum(last_slow, 0)] == g[starts]) \
+            & (t[starts] - t[np.maximum(last_slow, 0)] <= p.ferry_wait_s)
     if ok.any():
         starts, ends, b, a = starts[ok], ends[ok], b[ok], a[ok]
         b_quay, a_quay = b_quay[ok], a_quay[ok]
@@ -870,7 +915,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
             starts, lens = _runs(merged, g)
     ferry_at = None
     if transit is not None and starts.size:
-        ferry, ferry_at = _ferry_crossings(tr, inside, g, transit, p)
+        ferry, ferry_at = _ferry_crossings(tr, inside, g, transit, p, act[inside])
         if ferry.any():
             merged = np.where(ferry, MOTOR, merged)
             starts, lens = _runs(merged, g)

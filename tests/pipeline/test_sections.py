@@ -424,3 +424,63 @@ def test_short_walk_home_from_the_bus_stop_is_its_own_section():
     # no stop there (a car parked at the door looks the same): the ride runs to the end
     far = segment_user(pts, motion, transit=_StopStub(x_stop + 5000.0))["sections"]
     assert list(far["sensed_mode"]) == ["CAR"]
+
+
+def test_walk_along_the_quay_next_to_a_ferry_route_stays_a_walk():
+    # a walker on the quayside follows the ferry route's very positions from one quay past the
+    # other, at 1.3 m/s without stopping: no wait at the pier (and, when the phone reports
+    # activities, "on foot" all along), so no crossing is cut out
+    from pipeline.segment import SegmentParams, segment_user
+    loose = SegmentParams(sections=SectionParams(ferry_foot_share=1.0, ferry_wait_s=0.0))
+    for source, dt in (("android", 30.0), ("ios", 40.0)):
+        rng = np.random.default_rng(7)
+        stay0 = np.arange(0, 1800, 60.0)
+        walk = 1800 + np.arange(dt, 900, dt)
+        x_walk = -400.0 + 1.3 * (walk - 1800)                    # x = 0 .. 230: on the route
+        stay1 = walk[-1] + np.arange(60, 1800, 60.0)
+        t = np.r_[stay0, walk, stay1]
+        x = np.r_[np.full(stay0.size, -400.0), x_walk, np.full(stay1.size, x_walk[-1])]
+        pts = frame(t, x + rng.normal(0, 3, t.size), rng.normal(0, 3, t.size), source=source)
+        motion = pd.DataFrame({"user_id": "u1", "activity": "WALKING", "confidence": 100.0,
+                               "ts": pd.to_datetime(T0 + np.arange(1800, walk[-1], 30.0),
+                                                    unit="s", utc=True)})
+        for mo in (None, motion):
+            res = segment_user(pts, mo, transit=_FerryStub())
+            assert len(res["trips"]) == 1
+            assert list(res["sections"]["sensed_mode"]) == ["WALKING"]
+        # each guard alone keeps it a walk; with neither, position alone cuts a "crossing"
+        only_foot = SegmentParams(sections=SectionParams(ferry_wait_s=0.0))
+        assert list(segment_user(pts, motion, params=only_foot, transit=_FerryStub())
+                    ["sections"]["sensed_mode"]) == ["WALKING"]
+        assert list(segment_user(pts, motion, params=loose, transit=_FerryStub())
+                    ["sections"]["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+
+
+def test_silent_transfer_walk_to_another_stop_is_on_foot():
+    # iOS: bus 1 (a fix every 50 m), a 6-min silence while its rider walks 400 m to another
+    # line's stop (1.1 m/s, more than a standstill), then bus 2, whose first fixes the phone
+    # still calls "on foot" as it pulls away (3.5 m/s): one vehicle section spanned both rides
+    t1 = np.arange(0, 600, 6.0)
+    x1 = 50.0 / 6.0 * t1
+    t2 = 600 + 360 + np.arange(0, 600, 6.0)
+    v2 = np.where(np.arange(t2.size) < 7, 3.5, 50.0 / 6.0)
+    x2 = x1[-1] + 400 + np.cumsum(6.0 * v2)
+    walk_t = -300 + np.arange(0, 300, 40.0)
+    t = np.r_[walk_t, t1, t2]
+    x = np.r_[-1.3 * (300 - (walk_t + 300)) - 1.3 * 40, x1, x2]
+    pts = frame(t, x, np.zeros_like(t), source="ios")
+    _, trips = segment_trips(pts)
+    assert len(trips) == 1
+    lag = t2[:7]                                                 # 36 s of "on foot" in bus 2
+    motion = pd.DataFrame({"user_id": "u1", "activity": "WALKING", "confidence": 100.0,
+                           "ts": pd.to_datetime(T0 + lag, unit="s", utc=True)})
+    for mo in (None, motion):
+        sections, _ = segment_sections(pts, trips, mo)
+        assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING", "CAR"]
+        b = _boundaries(sections)
+        assert abs(b[1] - 600) <= 30 and abs(b[2] - t2[0]) <= 60
+    still_only, _ = segment_sections(pts, trips, params=SectionParams(silent_wait_mps=0.5))
+    assert list(still_only["sensed_mode"]) == ["WALKING", "CAR"]
+    vehicle_next, _ = segment_sections(pts, trips, motion,
+                                       params=SectionParams(silent_wait_any_next=False))
+    assert list(vehicle_next["sensed_mode"]) == ["WALKING", "CAR"]
