@@ -106,6 +106,9 @@ class SectionParams:
     refine_points : int
         A foot/vehicle change may move by up to this many fixes to where the step speeds
         change regime (0: off), see ``_refine_foot_changes``.
+    refine_fast_weight : int
+        There, a step at ``hop_min_mps`` or more on the walker's side counts this many times
+        (a car's first fast step outweighs its wait at a car park's barrier).
     foot_step_max_mps : float
         A step between two fixes at most this fast (m/s) reads as on foot when a change is
         refined.
@@ -168,7 +171,8 @@ class SectionParams:
     place_in_gap: bool = True
     max_vehicle_stop_s: float = 180.0
     min_gap_to_place_s: float = 0.0
-    refine_points: int = 2
+    refine_points: int = 5
+    refine_fast_weight: int = 5
     silent_waits: bool = True
     silent_wait_mps: float = 1.5
     silent_wait_any_next: bool = True
@@ -467,8 +471,12 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     between consecutive fixes are read as on foot (at most ``foot_step_max_mps``) or not; the
     change goes to the fix that leaves the fewest steps on the wrong side (a slow step on the
     vehicle's side, a fast one on the walker's), and stays put unless a move does strictly
-    better (nearest move on ties). Adjacent changes never cross. Work is over a
-    (changes x offsets) matrix.
+    better (nearest move on ties). Adjacent changes never cross. A step at a vehicle's pace
+    (``hop_min_mps``) on the walker's side counts ``refine_fast_weight`` times: no walker
+    makes it, while slow steps on the vehicle's side may be the vehicle waiting (a car at a
+    car park's barrier right after its first metres). Five fixes reach a slow bus's last
+    stops (the smoothed speeds read its last 2-3 minutes at 2-3 m/s as a walk). Work is over
+    a (changes x offsets) matrix.
 
     Parameters
     ----------
@@ -481,7 +489,7 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     t, step : ndarray
         Time (unix s) of each point and distance from the previous point (m).
     p : SectionParams
-        ``refine_points``, ``foot_step_max_mps``.
+        ``refine_points``, ``foot_step_max_mps``, ``hop_min_mps``, ``refine_fast_weight``.
 
     Returns
     -------
@@ -515,13 +523,17 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     fast = known & (uw > p.foot_step_max_mps)
     slow = known & (uw <= p.foot_step_max_mps)
     # before the change: the old side (vehicle when going on foot); after: the new side
-    bad_before = np.where(to_foot[:, None], slow, fast)
-    bad_after = np.where(to_foot[:, None], fast, slow)
+    # a step at a vehicle's pace (``hop_min_mps``) on the walker's side weighs more: no
+    # walker makes it, while a slow step on the vehicle's side may be the vehicle waiting
+    fw = np.where(fast & (uw >= p.hop_min_mps), int(p.refine_fast_weight), 1) * fast
+    bad_before = np.where(to_foot[:, None], slow, fw)
+    bad_after = np.where(to_foot[:, None], fw, slow)
     # cost of candidate j: bad steps into fixes before j plus bad steps into fixes after j
     before = win[:, None, :] < cand[:, :, None]
     after = win[:, None, :] > cand[:, :, None]
-    cost = (before & bad_before[:, None, :]).sum(-1) + (after & bad_after[:, None, :]).sum(-1)
-    cost = np.where(cand_ok, cost, np.iinfo(np.int64).max)
+    cost = (before * bad_before[:, None, :]).sum(-1) + (after * bad_after[:, None, :]).sum(-1)
+    big = (2 * K + 4) * max(int(p.refine_fast_weight), 1)
+    cost = np.where(cand_ok, cost, big)    # above any real cost; no overflow below
     # strictly better than staying put, nearest on ties
     dist = np.abs(np.arange(-K, K + 1))[None, :]
     order = cost * (2 * K + 2) + dist

@@ -162,10 +162,36 @@ def test_standstill_inside_a_car_leg_stays_car():
     assert list(sections["sensed_mode"]) == ["WALKING", "CAR"]
     drive = _leg_times(truth[0][0], legs, 30.0)[1]
     assert abs(_boundaries(sections)[0] - drive) <= 60
-    # (the 45 s in the car park, 240 m steps, would also stand as a sure vehicle run)
+    # (the 45 s in the car park, 240 m steps, would also stand as a sure vehicle run, and
+    # the change would move back over the barrier to the car's first fast step)
     off, _ = segment_sections(pts, trips, params=SectionParams(max_vehicle_stop_s=0.0,
-                                                               sure_vehicle_min_s=90.0))
+                                                               sure_vehicle_min_s=90.0,
+                                                               refine_points=2))
     assert len(off) < 2 or abs(_boundaries(off)[0] - drive) > 60
+    # the car's fast step weighs more than the barrier's standstill: counted as one step,
+    # the change would move past the barrier
+    light, _ = segment_sections(pts, trips, params=SectionParams(refine_fast_weight=1))
+    assert abs(_boundaries(light)[0] - drive) > 60
+
+
+def test_slow_bus_end_is_refined_over_several_fixes():
+    # a bus crawls through its last stops (six 31 s steps at 2.5 m/s) while the phone
+    # already reads "on foot": the change moves by up to five fixes towards where the bus
+    # stopped (two left it two minutes early)
+    rng = np.random.default_rng(0)
+    v = np.r_[np.zeros(20), np.full(30, 9.0), np.full(6, 2.5), np.full(20, 1.2), np.zeros(20)]
+    t = 31.0 * np.arange(v.size)
+    x = np.cumsum(v * 31.0) + rng.normal(0, 2, v.size)
+    pts = frame(t, x, np.zeros_like(x))
+    _, trips = segment_trips(pts)
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + t[46:60] + 5, unit="s", utc=True),
+                           "activity": "ON_FOOT", "confidence": 90.0})
+    err = {}
+    for k in (2, 5):
+        sections, _ = segment_sections(pts, trips, motion, params=SectionParams(refine_points=k))
+        assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
+        err[k] = abs(_boundaries(sections)[0] - t[56])
+    assert err[5] <= 45 < 60 < err[2]
 
 
 def test_foot_change_moves_to_where_step_speeds_change():
@@ -484,3 +510,19 @@ def test_silent_transfer_walk_to_another_stop_is_on_foot():
     vehicle_next, _ = segment_sections(pts, trips, motion,
                                        params=SectionParams(silent_wait_any_next=False))
     assert list(vehicle_next["sensed_mode"]) == ["WALKING", "CAR"]
+
+
+def test_foot_change_moves_even_when_some_candidates_fall_outside_the_trip():
+    # a walk of two fixes opens the trip, the vehicle's steps start at fix 2, the speed
+    # classes put the change at fix 4: candidates before the trip's second fix are out of
+    # bounds, and must not stop the change from moving (their cost once overflowed)
+    from pipeline.sections import MOTOR, WALK, _refine_foot_changes
+    t = 30.0 * np.arange(12)
+    x = np.cumsum(np.r_[0.0, 30.0, np.full(10, 240.0)])          # 1 m/s, then 8 m/s
+    step = np.r_[0.0, np.diff(x)]
+    cls = np.r_[np.full(4, WALK), np.full(8, MOTOR)]
+    starts = np.array([0, 4])
+    g = np.zeros(12, dtype=np.int64)
+    for k in (2, 5):
+        out = _refine_foot_changes(cls, starts, g, t, step, SectionParams(refine_points=k))
+        assert list(np.flatnonzero(out[1:] != out[:-1]) + 1) == [2]
