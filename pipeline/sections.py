@@ -15,9 +15,10 @@ the car park) is kept from ``edge_walk_min_s``; the still tail after the arrival
 included) joins the last section, unless a vehicle ends there, the phone says "on foot" and a
 transit stop is next to it (the walk home from the bus stop: a fix or two at 30 s sampling).
 A silence after a vehicle longer than any vehicle stop, crossed at no more than a walker's
-pace, is a wait or a walk on foot (an iOS phone records nothing at a transfer stop). A foot/vehicle change then moves by up to five fixes to
-where the speeds between fixes change regime, and is placed inside the sampling gap before
-the new section's first fix, from the vehicle's pace over the gap's step. With a transit
+pace, is a wait or a walk on foot (an iOS phone records nothing at a transfer stop). A
+foot/vehicle change then moves by up to five fixes to where the speeds between fixes change
+regime, and is placed inside the sampling gap before the new section's first fix, from the
+vehicle's pace over the gap's step. With a transit
 index, ferry crossings (slower than a walk) are cut out by their position on the water,
 unless the run looks like a walk along the quay (no wait at the pier; "on foot" readings).
 Each section gets a sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``;
