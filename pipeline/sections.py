@@ -580,7 +580,8 @@ def ferry_quays(transit) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
-                     p: SectionParams, act: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     p: SectionParams,
+                     act: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which trip points (positions in ``inside``) are on a ferry crossing.
 
     A harbour ferry is slower than a walk, so speed cannot tell it from the walks around it;
