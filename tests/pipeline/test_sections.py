@@ -174,18 +174,25 @@ def test_standstill_inside_a_car_leg_stays_car():
     assert abs(_boundaries(light)[0] - drive) > 60
 
 
-def test_slow_bus_end_is_refined_over_several_fixes():
-    # a bus crawls through its last stops (six 31 s steps at 2.5 m/s) while the phone
-    # already reads "on foot": the change moves by up to five fixes towards where the bus
-    # stopped (two left it two minutes early)
+def _bus_ending_on_foot(v, on_foot: slice):
+    """A track sampled every 31 s at the step speeds ``v`` (m/s) along x, its trips, and the
+    phone reading "on foot" (90 %) 5 s after the fixes of ``on_foot``: ``(t, pts, trips, motion)``."""
     rng = np.random.default_rng(0)
-    v = np.r_[np.zeros(20), np.full(30, 9.0), np.full(6, 2.5), np.full(20, 1.2), np.zeros(20)]
     t = 31.0 * np.arange(v.size)
     x = np.cumsum(v * 31.0) + rng.normal(0, 2, v.size)
     pts = frame(t, x, np.zeros_like(x))
     _, trips = segment_trips(pts)
-    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + t[46:60] + 5, unit="s", utc=True),
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + t[on_foot] + 5, unit="s", utc=True),
                            "activity": "ON_FOOT", "confidence": 90.0})
+    return t, pts, trips, motion
+
+
+def test_slow_bus_end_is_refined_over_several_fixes():
+    # a bus crawls through its last stops (six 31 s steps at 2.5 m/s) while the phone
+    # already reads "on foot": the change moves by up to five fixes towards where the bus
+    # stopped (two left it two minutes early)
+    v = np.r_[np.zeros(20), np.full(30, 9.0), np.full(6, 2.5), np.full(20, 1.2), np.zeros(20)]
+    t, pts, trips, motion = _bus_ending_on_foot(v, slice(46, 60))
     err = {}
     for k in (2, 5):
         sections, _ = segment_sections(pts, trips, motion, params=SectionParams(refine_points=k))
@@ -197,14 +204,8 @@ def test_slow_bus_end_is_refined_over_several_fixes():
 def test_foot_change_moves_to_where_step_speeds_change():
     # a bus slows to its stop (two 31 s steps at 3 m/s) while the phone already reads
     # "on foot": the walk starts when the bus has stopped, not when it began to slow down
-    rng = np.random.default_rng(0)
     v = np.r_[np.zeros(20), np.full(30, 9.0), [3.0, 3.0], np.full(20, 1.3), np.zeros(20)]
-    t = 31.0 * np.arange(v.size)
-    x = np.cumsum(v * 31.0) + rng.normal(0, 2, v.size)
-    pts = frame(t, x, np.zeros_like(x))
-    _, trips = segment_trips(pts)
-    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + t[48:60] + 5, unit="s", utc=True),
-                           "activity": "ON_FOOT", "confidence": 90.0})
+    t, pts, trips, motion = _bus_ending_on_foot(v, slice(48, 60))
     err = {}
     for k in (0, 2):
         sections, _ = segment_sections(pts, trips, motion, params=SectionParams(refine_points=k))
