@@ -99,7 +99,8 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
         import pyarrow.compute as pc
 
         try:
-            arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+            if isinstance(arr, pa.ChunkedArray):  # combine_chunks copies even one chunk
+                arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
             a, b = arr.slice(0, n - 1), arr.slice(1)
             # one pass over the ids: where they change; sorted if they rise at every change
             change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)

@@ -561,3 +561,18 @@ def test_finish_table_sorts_and_drops_repeats_like_pandas():
         pd.testing.assert_frame_equal(got[want.columns], want)
 
     check()
+
+
+def test_csv_fast_path_trims_ids_only_when_needed(tmp_path):
+    import pyarrow as pa
+
+    from emission_ext.io.csv_arrow import _may_have_space, read_arrow
+
+    assert not _may_have_space(pa.array(["007", "a-b", None, ""]))
+    assert not _may_have_space(pa.array([" 007", "abc", "x "]).slice(1, 1))  # its bytes only
+    for text in (["007", " 010"], ["a\t"], ["b\u00a0"], ["\u3000c"], ["é"]):
+        assert _may_have_space(pa.array(text))
+    path = _csv(tmp_path, "user_id,ts,lat,lon\n\u00a0a ,1700000000,46.1,-1.1\n"
+                          "b,1700000030,46.1,-1.1\n")
+    table, cols = read_arrow(str(path))
+    assert table.column(cols["user_id"]).to_pylist() == ["a", "b"]
