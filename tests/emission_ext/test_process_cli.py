@@ -220,3 +220,24 @@ def test_user_starts_and_the_cut_between_workers(tmp_path):
     bad.write_text("user_id,ts,lat,lon\nb,1.7e9,46.1,-1.1\na,1.7e9,46.1,-1.1\n")
     assert user_starts(*read_arrow(str(bad))) is None
     assert split_table(*read_arrow(str(bad)), 2) is None
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_append_part_files(tmp_path, monkeypatch, kernel_copy):
+    import os
+
+    from emission_ext.commands.process import _append
+
+    if not kernel_copy:  # a file system without copy_file_range: copied through a buffer
+        def refuse(*a, **k):
+            raise OSError(18, "cross-device")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    parts = [b"h\n1\n", b"2,x\n" * 5000, b"", b"3\n"]
+    for k, data in enumerate(parts):
+        (tmp_path / str(k)).write_bytes(data)
+    with open(tmp_path / "0", "r+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        for k in range(1, len(parts)):
+            _append(tmp_path / str(k), fh)
+    assert (tmp_path / "0").read_bytes() == b"".join(parts)
