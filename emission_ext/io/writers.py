@@ -87,14 +87,27 @@ def _geometry(df: pd.DataFrame):
 def _wkb_shapes(df: pd.DataFrame) -> np.ndarray:
     """The WKB ``geometry`` column as shapely geometries (None stays None), without geopandas
     (the CSV writer needs no CRS, and geopandas costs ~50 ms to import)."""
+    return _shapes(df["geometry"], _name(df))
+
+
+def _shapes(geometry, name: str) -> np.ndarray:
+    """WKB values as shapely geometries (None stays None); bad WKB is a SchemaError of table
+    ``name``."""
     import shapely
 
-    wkb = df["geometry"].to_numpy(dtype=object)
+    wkb = np.asarray(geometry, dtype=object)
     wkb = np.where(pd.isna(wkb), None, wkb)
     try:
         return shapely.from_wkb(wkb)
     except shapely.errors.GEOSException as exc:
-        raise schema.SchemaError(_name(df), "geometry", f"invalid WKB: {exc}") from None
+        raise schema.SchemaError(name, "geometry", f"invalid WKB: {exc}") from None
+
+
+def _as_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``df`` coerced to table ``table`` (unless it already conforms) and validated, named."""
+    df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table), table)
+    df.attrs["table"] = table
+    return df
 
 
 def _name(df: pd.DataFrame) -> str:
@@ -153,9 +166,7 @@ def _csv_frame(df: pd.DataFrame, wkt=None) -> pd.DataFrame:
         out[c] = schema.to_unix(out[c])
     if "geometry" in out.columns:
         if wkt is None:
-            import shapely
-
-            wkt = shapely.to_wkt(_wkb_shapes(out), rounding_precision=-1)
+            wkt = geometry_wkt(out["geometry"], _name(out))
         elif len(wkt) != len(out):
             raise ValueError(f"wkt: {len(wkt)} texts for {len(out)} rows")
         # straight into an Arrow string column (the CSV writer takes it as is): pandas' own
@@ -172,29 +183,22 @@ def write_csv_into(df: pd.DataFrame, sink, table: str | None = None, header: boo
     """Write ``df`` as :func:`write_table` writes a CSV, into ``sink``, an open binary stream
     (a file, a ``pyarrow.BufferOutputStream``...), at its current position; not atomic.
 
-    For a caller assembling one file from parts (the ``process`` command keeps its own
-    part in memory and appends it to its workers' file). ``table``, ``header`` and ``wkt``
+    For a caller assembling one file from parts (the ``process`` command's workers write
+    their runs of users into open part files). ``table``, ``header`` and ``wkt``
     as in :func:`write_table`.
     """
     if table is not None:
-        df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table),
-                             table)
-        df.attrs["table"] = table
+        df = _as_table(df, table)
     _write_csv(_csv_frame(df, wkt), sink, header)
 
 
-def geometry_wkt(geometry) -> np.ndarray:
+def geometry_wkt(geometry, name: str = "table") -> np.ndarray:
     """The WKT text the CSV writer gives a column of WKB geometries (object array; None
     stays None), for a caller that writes the same shapes into several tables (see ``wkt``
     of :func:`write_table`)."""
     import shapely
 
-    wkb = np.asarray(geometry, dtype=object)
-    wkb = np.where(pd.isna(wkb), None, wkb)
-    try:
-        return shapely.to_wkt(shapely.from_wkb(wkb), rounding_precision=-1)
-    except shapely.errors.GEOSException as exc:
-        raise schema.SchemaError("table", "geometry", f"invalid WKB: {exc}") from None
+    return shapely.to_wkt(_shapes(geometry, name), rounding_precision=-1)
 
 
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
@@ -236,9 +240,7 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str | None = None,
     path = Path(path)
     fmt = format_from_path(path, fmt)
     if table is not None:
-        df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table),
-                             table)
-        df.attrs["table"] = table
+        df = _as_table(df, table)
     if fmt == "csv":
         out = _csv_frame(df, wkt)
         with _atomic(path, ".csv") as tmp:
