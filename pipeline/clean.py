@@ -63,16 +63,6 @@ def as_points(points: pd.DataFrame) -> pd.DataFrame:
     return schema.coerce(points, "points")
 
 
-#: The last two Arrow id columns :func:`user_codes` factorised: (ids, dtype, codes, uniques).
-_LAST_CODES: tuple = ()
-
-
-def forget_user_codes() -> None:
-    """Drop the answers :func:`user_codes` keeps (and the id columns they hold alive)."""
-    global _LAST_CODES
-    _LAST_CODES = ()
-
-
 def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
     """``pd.factorize(user_id, sort=True)``, in one pass when the ids are already in order.
 
@@ -81,18 +71,11 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
     id of each run, with no hashing of a million strings. Anything else (nulls, unsorted
     ids, no Arrow storage) goes through ``pd.factorize``.
 
-    The answers for the last two Arrow-stored columns are kept (with a reference to them:
-    Arrow arrays are immutable, so the same array object has the same codes): a reader's
-    duplicate-key pass (user ids and sources), its checks and the cleaning each ask for the
-    codes of the same columns. Those codes are returned read-only.
+    A reader computes these codes while finishing its table
+    (:attr:`emission_ext.io._common.RawData.user_codes`); callers hand them on explicitly
+    (:func:`clean_points_coded` ``codes=``) instead of asking again.
     """
-    global _LAST_CODES
     arr = getattr(user_id.array, "_pa_array", None)
-    kept = _LAST_CODES  # one read: another thread may replace it meanwhile
-    if arr is not None:
-        for ids, dtype, codes, uniques in kept:
-            if ids is arr and dtype == user_id.dtype:
-                return codes, uniques
     n = len(user_id)
     if arr is not None and n > 1 and arr.null_count == 0:
         import pyarrow as pa  # present: the ids are stored by Arrow
@@ -110,9 +93,6 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
                 np.cumsum(change, out=codes[1:])
                 first = np.r_[True, change]
                 uniques = pd.Index(pd.array(arr.filter(pa.array(first)), dtype=user_id.dtype))
-                codes.flags.writeable = False
-                _LAST_CODES = ((user_id.array._pa_array, user_id.dtype, codes, uniques),
-                               *kept[:1])
                 return codes, uniques
         except (ImportError, TypeError, ValueError, pa.ArrowException):
             pass
@@ -213,7 +193,8 @@ def clean_points(points: pd.DataFrame, params: CleanParams = CleanParams()
     return clean, removed
 
 
-def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
+def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams(),
+                       codes: tuple[np.ndarray, object] | None = None
                        ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[np.ndarray, object]]:
     """Drop invalid, duplicate, inaccurate and jumping fixes; sort by user and time.
 
@@ -223,6 +204,9 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
         Schema ``points`` table (one or many users; any order). Extra columns are kept.
     params : CleanParams
         Thresholds (metres, m/s).
+    codes : (codes, users), optional
+        :func:`user_codes` of ``points["user_id"]`` when the caller has them (a reader's
+        :attr:`~emission_ext.io._common.RawData.user_codes`); computed here otherwise.
 
     Returns
     -------
@@ -234,6 +218,11 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
         :func:`user_codes` of ``clean["user_id"]``, already computed here, so that
         :func:`pipeline.trips.make_track` need not redo it (None when there are no valid
         points: the sort left nothing to reuse).
+
+    Raises
+    ------
+    ValueError
+        ``codes`` has not one code per point.
     """
     pts = as_points(points)
     n = len(pts)
@@ -247,7 +236,11 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
                | ((lat == 0) & (lon == 0)) | pts["user_id"].isna().to_numpy())
     reason[invalid] = 1
     acc = pts["accuracy_m"].to_numpy(dtype="float64", na_value=np.nan)
-    codes, users = user_codes(pts["user_id"])
+    if codes is None:
+        codes = user_codes(pts["user_id"])
+    elif len(codes[0]) != n:
+        raise ValueError(f"codes: {len(codes[0])} user codes for {n} points")
+    codes, users = codes
     codes = codes.astype(np.int32)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
     # order the valid points by (user, time)

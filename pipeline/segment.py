@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .clean import CleanParams, clean_points_coded, forget_user_codes
+from .clean import CleanParams, clean_points_coded
 from .sections import SectionParams, sections_from_track
 from .trips import TripParams, build_trips, detect_trips, make_track
 
@@ -28,7 +28,8 @@ class SegmentParams:
 def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
                  transitions: pd.DataFrame | None = None,
                  params: SegmentParams = SegmentParams(), *,
-                 labelled: bool | str = True, transit=None) -> dict[str, pd.DataFrame]:
+                 labelled: bool | str = True, transit=None, codes=None
+                 ) -> dict[str, pd.DataFrame]:
     """Clean points and segment them into places, trips and sections.
 
     Parameters
@@ -48,6 +49,9 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
     transit : pipeline.transit.TransitIndex, optional
         Reference transit lines: with it, ferry crossings (slower than a walk, told apart by
         their position on the water between two quays) become sections of their own.
+    codes : (codes, users), optional
+        :func:`pipeline.clean.user_codes` of ``points["user_id"]`` when known (a reader's
+        ``RawData.user_codes``, for these same points): saves computing them again.
 
     Returns
     -------
@@ -55,8 +59,7 @@ def segment_user(points: pd.DataFrame, motion: pd.DataFrame | None = None,
         ``places``, ``trips``, ``sections`` (schema tables), ``labelled_points`` (clean points
         + ``trip_id``, ``section_id``) and ``removed`` (dropped points + ``reason``).
     """
-    clean, removed, coded = clean_points_coded(points, params.clean)
-    forget_user_codes()  # the codes are in ``coded`` now; the kept ones would outlive the run
+    clean, removed, coded = clean_points_coded(points, params.clean, codes)
     tr = make_track(clean, coded)  # the codes and order clean_points_coded found
     s, e = detect_trips(tr, motion, transitions, params.trips)
     places, trips = build_trips(tr, s, e)

@@ -281,11 +281,12 @@ def shared_wkt(trips, sections) -> dict:
 
 
 def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | dict,
-                      header: bool = True) -> dict:
+                      header: bool = True, codes=None) -> dict:
     """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
     ``out`` (a folder, or a dict of open binary streams by table name); returns the summary
-    counts and step times (seconds). ``points`` may be a function returning them (a worker's
-    share of the checks of the input)."""
+    counts and step times (seconds). ``codes``: the points' user codes when known
+    (:attr:`~emission_ext.io._common.RawData.user_codes`). ``points`` may be a function
+    returning ``(points, codes)`` (a worker's share of the checks of the input)."""
     from pipeline.segment import segment_user
 
     from ..io.writers import write_csv_into, write_table
@@ -293,12 +294,12 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | d
 
     t0 = time.perf_counter()
     if callable(points):
-        points = points()
+        points, codes = points()
     n_points = len(points)
     t1 = time.perf_counter()
     res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays",
-                       transit=transit_index())  # ferry crossings
-    del points
+                       transit=transit_index(), codes=codes)  # transit: ferry crossings
+    del points, codes
     t2 = time.perf_counter()
     if not no_modes:  # the shipped mode classifier (rules when none is shipped)
         from ..models.apply import apply_modes
@@ -321,7 +322,7 @@ def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | d
 def _forked(n_parts: int, part, motion, transitions, no_modes, tmp: Path
             ) -> tuple[list[dict], dict, list[int]]:
     """Segment ``n_parts`` runs of users in parallel: ``part(k)`` gives the points of run
-    ``k``; runs ``0 .. n_parts - 2`` are each done in a forked child writing into
+    ``k`` and their user codes (or None); runs ``0 .. n_parts - 2`` are each done in a forked child writing into
     ``tmp/<k>/`` (run 0 with the header lines), the last one here, into ``tmp/last/``. A
     child that fails is redone here, so errors surface exactly as in one process. Returns each
     part's summary (in order), the last part's CSV file per table and the children still to
@@ -499,9 +500,9 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
             if not box:  # a worker failed after the parent let the file go: start again
                 raise _Retry
             rows = box[0].slice(parts[k], parts[k + 1] - parts[k])
-            points = points_from_arrow(str(inputs[0]), rows, cols).points
+            raw = points_from_arrow(str(inputs[0]), rows, cols)
             box.clear()
-            return points
+            return raw.points, raw.user_codes
 
         t1 = time.perf_counter()
         try:
@@ -517,14 +518,15 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
         t1 = time.perf_counter()
         from pipeline.clean import user_codes
 
-        codes, users = user_codes(points["user_id"])
-        n_users = len(users)
-        parts = split_users(codes, jobs or auto_jobs(len(points), n_users))
-        del codes, users
+        coded = user_codes(points["user_id"])
+        n_users = len(coded[1])
+        parts = split_users(coded[0], jobs or auto_jobs(len(points), n_users))
         if parts is None:
-            infos = [segment_and_write(points, motion, transitions, no_modes, out)]
+            infos = [segment_and_write(points, motion, transitions, no_modes, out, codes=coded)]
         else:
-            infos = _in_parts(len(parts) - 1, lambda k: points.iloc[parts[k]:parts[k + 1]],
+            del coded
+            infos = _in_parts(len(parts) - 1,
+                              lambda k: (points.iloc[parts[k]:parts[k + 1]], None),
                               motion, transitions, no_modes, out)
         del points
     t3 = time.perf_counter()

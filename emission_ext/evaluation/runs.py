@@ -28,7 +28,7 @@ def _segment(raw):
         pts = pts.assign(tz=pts["user_id"].map(raw.tz))
     return segment_user(pts, raw.motion if len(raw.motion) else None,
                         raw.transitions if len(raw.transitions) else None,
-                        transit=transit_index())
+                        transit=transit_index(), codes=raw.user_codes)  # same rows, same codes
 
 
 def real_days(reference_dir: str | Path) -> tuple[pd.DataFrame, TripScore]:

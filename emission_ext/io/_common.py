@@ -43,6 +43,11 @@ class RawData:
     duplicates : int
         Exact duplicates dropped (same user, same kind of entry, same timestamp and key), which
         are normal in e-mission exports (re-uploads) and overlapping files.
+    user_codes : (numpy.ndarray, pandas.Index) or None
+        :func:`pipeline.clean.user_codes` of ``points["user_id"]`` (each row's user number and
+        the sorted ids), when the reader computed them while finishing the table: hand them to
+        :func:`pipeline.segment.segment_user` (``codes=``) with these same, unchanged
+        ``points``. None when unknown; every operation that changes ``points`` drops them.
     """
 
     points: pd.DataFrame = field(default_factory=lambda: schema.empty("points"))
@@ -52,6 +57,7 @@ class RawData:
     skipped: int = 0
     problems: list[InputError] = field(default_factory=list)
     duplicates: int = 0
+    user_codes: tuple | None = None
 
     @property
     def users(self) -> list[str]:
@@ -113,6 +119,15 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
     key columns are factorised to integer codes, sorted only when not already in order, and
     duplicates found by comparing neighbours.
     """
+    table, dropped, _ = finish_table_coded(df, name)
+    return table, dropped
+
+
+def finish_table_coded(df: pd.DataFrame | dict, name: str
+                       ) -> tuple[pd.DataFrame, int, tuple[np.ndarray, pd.Index] | None]:
+    """:func:`finish_table`, plus the user codes it computed on the way (see
+    :attr:`RawData.user_codes`): ``(codes, users)`` of the returned table's ``user_id``, or
+    None for a table of fewer than two rows."""
     t = schema.table(name)
     own = isinstance(df, dict)  # then the columns are ours alone: no copy of them
     if own:
@@ -121,6 +136,7 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
         cols.clear()
     df = schema.coerce(df[[c for c in df.columns if c in t.names]], name, copy=not own)
     n0 = len(df)
+    coded = None
     if n0 > 1:
         keys = ["user_id", "ts"] + [k for k in t.key if k not in ("user_id", "ts")]
         arrs = []
@@ -128,7 +144,10 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
             if k == "ts":
                 arrs.append(pd.DatetimeIndex(df[k]).as_unit("ns").asi8)
             else:  # = pd.factorize(sort=True), in one pass over ids already in order
-                arrs.append(user_codes(df[k])[0])
+                codes, uniques = user_codes(df[k])
+                if k == "user_id":
+                    users = uniques
+                arrs.append(codes)
         # lexicographic order of (user, ts, other keys): is it sorted already?
         after = np.zeros(n0 - 1, dtype=bool)  # row i+1 sorts after row i
         tie = np.ones(n0 - 1, dtype=bool)
@@ -142,13 +161,16 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
         same = np.ones(n0 - 1, dtype=bool)
         for a in arrs:
             same &= a[1:] == a[:-1]
+        first = arrs[0]  # user codes, in the table's (new) order
         if same.any():
-            df = df[np.concatenate([[True], ~same])]
+            keep = np.concatenate([[True], ~same])
+            df, first = df[keep], first[keep]  # every user keeps a row: the ids stay the same
+        coded = (first, users)
     df = df.reset_index(drop=True)
     # the neighbour comparison above just removed every repeated key: when it compared
     # exactly the table's key, validate need not sort the million rows again to look for one
     unique = n0 <= 1 or set(keys) == set(t.key)
-    return schema.validate(df, name, check_key=not unique), n0 - len(df)
+    return schema.validate(df, name, check_key=not unique), n0 - len(df), coded
 
 
 def const_str(value: str, n: int) -> pd.api.extensions.ExtensionArray | np.ndarray:

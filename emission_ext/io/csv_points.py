@@ -33,7 +33,7 @@ from .. import schema
 from ..errors import InputError
 from pipeline.clean import user_codes
 
-from ._common import RawData, RowChecker, const_str, finish_table, parse_times, to_float
+from ._common import RawData, RowChecker, const_str, finish_table_coded, parse_times, to_float
 from .csv_arrow import ALIASES, NA_VALUES, Prefetch, match_columns, read_arrow
 
 __all__ = ["read_csv_points", "points_from_arrow", "ALIASES", "Prefetch"]
@@ -188,8 +188,9 @@ def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bo
         data = {k: v[keep] for k, v in data.items()}
     data["source"] = const_str("csv", int(keep.sum()))
     out = RawData(problems=problems, skipped=len(problems))
-    out.points, out.duplicates = finish_table(data, "points")
-    out.tz = {u: schema.DEFAULT_TZ for u in user_codes(out.points["user_id"])[1]}
+    out.points, out.duplicates, out.user_codes = finish_table_coded(data, "points")
+    users = out.user_codes[1] if out.user_codes else user_codes(out.points["user_id"])[1]
+    out.tz = {u: schema.DEFAULT_TZ for u in users}
     return out
 
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
-from ._common import RawData, RowChecker, finish_table, ms_to_s, to_float
+from ._common import RawData, RowChecker, finish_table, finish_table_coded, ms_to_s, to_float
 
 LOCATION = "background/location"
 FILTERED = "background/filtered_location"
@@ -437,7 +437,7 @@ def entries_to_raw(entries: list, origin: str, user_id: str | None = None,
     tr = base.assign(transition=trn[keep])[is_tr[keep]]
 
     out = RawData(tz=tz, problems=problems, skipped=len(problems))
-    out.points, d1 = finish_table(lp, "points")
+    out.points, d1, out.user_codes = finish_table_coded(lp, "points")
     out.motion, d2 = finish_table(mo, "motion")
     out.transitions, d3 = finish_table(tr, "transitions")
     out.duplicates = d1 + d2 + d3

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
-from ._common import RawData, RowChecker, finish_table, to_float
+from ._common import RawData, RowChecker, finish_table_coded, to_float
 
 HEADER_LINES = 6
 COLUMNS = ("lat", "lon", "zero", "altitude_ft", "days", "date", "time")
@@ -94,6 +94,6 @@ def read_plt(path: str | Path, skip_bad: bool = False, user_id: str | None = Non
     pts = pd.DataFrame({"user_id": uid, "ts": t, "lat": lat, "lon": lon, "accuracy_m": np.nan,
                         "source": "geolife"})[keep]
     out = RawData(problems=problems, skipped=len(problems))
-    out.points, out.duplicates = finish_table(pts, "points")
+    out.points, out.duplicates, out.user_codes = finish_table_coded(pts, "points")
     out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}
     return out

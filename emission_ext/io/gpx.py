@@ -22,7 +22,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import InputError
-from ._common import RawData, RowChecker, finish_table, parse_times, to_float
+from ._common import RawData, RowChecker, finish_table_coded, parse_times, to_float
 
 #: Metres of horizontal accuracy per unit of HDOP (a common rule of thumb for consumer GPS).
 HDOP_TO_M = 5.0
@@ -166,6 +166,6 @@ def read_gpx(path: str | Path, skip_bad: bool = False, user_id: str | None = Non
                         "accuracy_m": hdop * HDOP_TO_M, "speed_mps": speed, "heading": course,
                         "source": "gpx"})[keep]
     out = RawData(problems=problems, skipped=len(problems))
-    out.points, out.duplicates = finish_table(pts, "points")
+    out.points, out.duplicates, out.user_codes = finish_table_coded(pts, "points")
     out.tz = {u: schema.DEFAULT_TZ for u in out.points["user_id"].unique()}
     return out

@@ -540,11 +540,12 @@ def test_points_csv_written_by_write_table_reads_back(tmp_path):
 
 
 def test_finish_table_sorts_and_drops_repeats_like_pandas():
-    """The vectorised sort/dedupe of every reader agrees with pandas' sort + drop_duplicates."""
+    """The vectorised sort/dedupe of every reader agrees with pandas' sort + drop_duplicates,
+    and the user codes it hands on are those of the finished table."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from emission_ext.io._common import finish_table
+    from emission_ext.io._common import finish_table, finish_table_coded
 
     rows = st.lists(st.tuples(st.sampled_from(["010", "011", "2"]), st.integers(0, 5),
                               st.sampled_from(["csv", "gpx"]), st.floats(-1, 1)), max_size=30)
@@ -559,6 +560,13 @@ def test_finish_table_sorts_and_drops_repeats_like_pandas():
         want = want.sort_values(["user_id", "ts", "source"], kind="stable").reset_index(drop=True)
         assert ndup == len(df) - len(want)
         pd.testing.assert_frame_equal(got[want.columns], want)
+        got2, _, coded = finish_table_coded(df, "points")
+        pd.testing.assert_frame_equal(got2, got)
+        if len(df) > 1:
+            codes, users = pd.factorize(got["user_id"], sort=True)
+            assert coded[0].tolist() == codes.tolist() and list(coded[1]) == list(users)
+        else:
+            assert coded is None
 
     check()
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.clean import CleanParams, clean_points
+from pipeline.clean import CleanParams, clean_points, clean_points_coded
 from tests.pipeline._frames import frame
 
 
@@ -64,32 +64,51 @@ def test_clean_points_coded_gives_make_track_the_codes_it_would_compute():
     assert clean_points_coded(frame([], [], []))[2] is None
 
 
-def test_user_codes_kept_for_the_same_ids_only():
-    import pytest
-
+def test_user_codes_match_factorize_sorted_or_not():
     from emission_ext import schema
     from pipeline.clean import user_codes
 
+    for values in (["a", "a", "b", "c", "c"], ["c", "a", "c", "b", "a"], ["x", None, "x"]):
+        ids = pd.Series(values, dtype=schema.STR)
+        codes, users = user_codes(ids)
+        want, want_users = pd.factorize(ids, sort=True)
+        assert codes.tolist() == want.tolist() and list(users) == list(want_users), values
     ids = pd.Series(["a", "a", "b", "c", "c"], dtype=schema.STR)
-    if getattr(ids.array, "_pa_array", None) is None:
-        pytest.skip("ids not stored by Arrow")
-    codes, users = user_codes(ids)
-    assert codes.tolist() == [0, 0, 1, 2, 2] and list(users) == ["a", "b", "c"]
-    other = pd.Series(["x", "y"], dtype=schema.STR)
-    assert user_codes(other)[0].tolist() == [0, 1]
-    again, users2 = user_codes(ids)  # kept: the same answer, which nobody may change
-    assert again is codes and list(users2) == ["a", "b", "c"]
-    with pytest.raises(ValueError):
-        again[0] = 5
-    sub = ids.iloc[2:]  # other ids (a slice is another array): computed afresh
-    assert user_codes(sub)[0].tolist() == [0, 1, 1]
+    assert user_codes(ids.iloc[2:])[0].tolist() == [0, 1, 1]  # a slice: its own numbering
 
 
-def test_segment_user_leaves_no_user_codes_kept():
-    import pipeline.clean as clean_mod
+def test_clean_uses_given_codes_and_checks_their_length():
+    import pytest
+
+    from pipeline.clean import user_codes
+
+    pts = pd.concat([frame([0, 30, 60], [0, 5, 10], [0, 0, 0], user=u) for u in ("a", "b")],
+                    ignore_index=True)
+    codes = user_codes(pts["user_id"])
+    with_codes = clean_points_coded(pts, codes=codes)
+    without = clean_points_coded(pts)
+    pd.testing.assert_frame_equal(with_codes[0], without[0])
+    assert with_codes[2][0].tolist() == without[2][0].tolist() == [0, 0, 0, 1, 1, 1]
+    # the given codes are used, not computed again: the points come back in their order
+    swapped = (1 - codes[0], codes[1][::-1])
+    clean, _, (kept, users) = clean_points_coded(pts, codes=swapped)
+    assert list(clean["user_id"]) == ["b"] * 3 + ["a"] * 3 and list(users) == ["b", "a"]
+    with pytest.raises(ValueError, match="3 user codes for 6 points"):
+        clean_points_coded(pts, codes=(codes[0][:3], codes[1]))
+
+
+def test_segment_user_with_reader_codes_equals_without(tmp_path):
+    from emission_ext.io.readers import read
     from pipeline.segment import segment_user
     from tests.pipeline._frames import day
 
     pts, _ = day(user="007")
-    segment_user(pts, labelled=False)
-    assert clean_mod._LAST_CODES == ()
+    path = tmp_path / "pts.csv"
+    out = pts.assign(ts=pts["ts"].astype("int64") // 10**9)
+    out[["user_id", "ts", "lat", "lon", "accuracy_m"]].to_csv(path, index=False)
+    raw = read(path)
+    assert raw.user_codes is not None and len(raw.user_codes[0]) == len(raw.points)
+    a = segment_user(raw.points, labelled=False, codes=raw.user_codes)
+    b = segment_user(raw.points, labelled=False)
+    for name in ("trips", "sections", "places"):
+        pd.testing.assert_frame_equal(a[name], b[name])
