@@ -59,6 +59,10 @@ class SectionParams:
         ... up to this as cycling, above as motorised.
     smooth_s : float
         Half-width of the centred speed-smoothing window, seconds.
+    smooth_min_span_s : float
+        A smoothing window whose fixes span less than this (seconds) is widened by one fix on
+        each side: two fixes a few seconds apart read their GPS jitter as the speed (20 m in
+        4 s: 5 m/s, a bus's pace in the middle of a walk).
     min_section_s : float
         Shorter runs are merged into a neighbour (flip-flops), seconds.
     activity_window_s : float
@@ -107,9 +111,11 @@ class SectionParams:
     refine_points : int
         A foot/vehicle change may move by up to this many fixes to where the step speeds
         change regime (0: off), see ``_refine_foot_changes``.
-    refine_fast_weight : int
+    refine_fast_weight, refine_fast_min_m : int, float
         There, a step at ``hop_min_mps`` or more on the walker's side counts this many times
-        (a car's first fast step outweighs its wait at a car park's barrier).
+        (a car's first fast step outweighs its wait at a car park's barrier) when it covers
+        ``refine_fast_min_m`` metres or more; a shorter one may be a fix's GPS jump (70-100 m
+        in a few seconds) and counts once.
     foot_step_max_mps : float
         A step between two fixes at most this fast (m/s) reads as on foot when a change is
         refined.
@@ -174,6 +180,8 @@ class SectionParams:
     min_gap_to_place_s: float = 0.0
     refine_points: int = 5
     refine_fast_weight: int = 5
+    refine_fast_min_m: float = 150.0
+    smooth_min_span_s: float = 30.0
     silent_waits: bool = True
     silent_wait_mps: float = 1.5
     silent_wait_any_next: bool = True
@@ -216,8 +224,13 @@ def _run_ends(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(starts, lens), np.repeat(starts + lens - 1, lens)
 
 
-def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
-    """Mean speed over the centred window [t - h, t + h] inside the point's trip, m/s."""
+def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float, min_span_s: float = 0.0) -> np.ndarray:
+    """Mean speed over the centred window [t - h, t + h] inside the point's trip, m/s.
+
+    A window whose fixes span less than ``min_span_s`` seconds takes in one more fix on each
+    side (inside the trip): a phone may record two fixes a few seconds apart between 30 s
+    gaps, and their jitter alone (20 m in 4 s) would be the window's speed.
+    """
     n = tr.t.size
     speed = np.zeros(n)
     inside = np.flatnonzero(trip_of >= 0)
@@ -236,6 +249,10 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float) -> np.ndarray:
     first, last = _run_ends(g)
     lo = np.where(lo == hi, np.maximum(lo - 1, first), lo)
     hi = np.where(lo == hi, np.minimum(hi + 1, last), hi)
+    if min_span_s > 0:
+        short = (t[hi] - t[lo]) < min_span_s
+        lo = np.where(short, np.maximum(lo - 1, first), lo)
+        hi = np.where(short, np.minimum(hi + 1, last), hi)
     dt = t[hi] - t[lo]
     sp = np.where(dt > 0, (cum[hi] - cum[lo]) / np.where(dt > 0, dt, 1.0), 0.0)
     speed[inside] = sp
@@ -475,7 +492,9 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     better (nearest move on ties). Adjacent changes never cross. A step at a vehicle's pace
     (``hop_min_mps``) on the walker's side counts ``refine_fast_weight`` times: no walker
     makes it, while slow steps on the vehicle's side may be the vehicle waiting (a car at a
-    car park's barrier right after its first metres). Five fixes reach a slow bus's last
+    car park's barrier right after its first metres). Only a step of ``refine_fast_min_m``
+    or more weighs so: a shorter one may be one fix's GPS jump (a phone's fix 70-100 m off
+    in a street canyon, a few seconds after the last), and held a walk's start back past it. Five fixes reach a slow bus's last
     stops (the smoothed speeds read its last 2-3 minutes at 2-3 m/s as a walk). Work is over
     a (changes x offsets) matrix.
 
@@ -526,7 +545,9 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     # before the change: the old side (vehicle when going on foot); after: the new side
     # a step at a vehicle's pace (``hop_min_mps``) on the walker's side weighs more: no
     # walker makes it, while a slow step on the vehicle's side may be the vehicle waiting
-    fw = np.where(fast & (uw >= p.hop_min_mps), int(p.refine_fast_weight), 1) * fast
+    sw = step[np.clip(win, 0, n - 1)]
+    heavy = fast & (uw >= p.hop_min_mps) & (sw >= p.refine_fast_min_m)
+    fw = np.where(heavy, int(p.refine_fast_weight), 1) * fast
     bad_before = np.where(to_foot[:, None], slow, fw)
     bad_after = np.where(to_foot[:, None], fw, slow)
     # cost of candidate j: bad steps into fixes before j plus bad steps into fixes after j
@@ -860,7 +881,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     p = params
     n = tr.t.size
     trip_of = _point_trip(n, s, e)
-    speed = _smoothed_speed(tr, trip_of, p.smooth_s)
+    speed = _smoothed_speed(tr, trip_of, p.smooth_s, p.smooth_min_span_s)
     cls = np.where(speed <= p.walk_max_mps, WALK, np.where(speed <= p.bike_max_mps, BIKE, MOTOR))
     act = _activity_class(tr, motion, p)
     # the phone's activity decides, unless the speed plainly contradicts it (walking at bus

@@ -527,3 +527,35 @@ def test_foot_change_moves_even_when_some_candidates_fall_outside_the_trip():
     for k in (2, 5):
         out = _refine_foot_changes(cls, starts, g, t, step, SectionParams(refine_points=k))
         assert list(np.flatnonzero(out[1:] != out[:-1]) + 1) == [2]
+
+
+def test_short_fast_step_in_the_walk_does_not_hold_the_change_back():
+    # the bus's last fix is at 5, the walk starts at fix 6; one fix of the walk jumps 80 m in
+    # 10 s (8 m/s, a GPS jump), the speed classes put the change after it: the jump is no
+    # vehicle step (a vehicle's fast step covers 150 m or more), so the change moves back
+    from pipeline.sections import MOTOR, WALK, _refine_foot_changes
+    t = np.r_[30.0 * np.arange(8), 220.0, 30.0 * np.arange(8, 14)]
+    step = np.r_[0.0, np.full(5, 240.0), 40.0, 40.0, 80.0, np.full(6, 40.0)]
+    cls = np.r_[np.full(9, MOTOR), np.full(6, WALK)]
+    starts = np.array([0, 9])
+    g = np.zeros(t.size, dtype=np.int64)
+    out = _refine_foot_changes(cls, starts, g, t, step, SectionParams())
+    assert list(np.flatnonzero(out[1:] != out[:-1]) + 1) == [6]
+    held = _refine_foot_changes(cls, starts, g, t, step, SectionParams(refine_fast_min_m=0.0))
+    assert list(np.flatnonzero(held[1:] != held[:-1]) + 1) == [9]
+
+
+def test_smoothed_speed_spans_at_least_the_half_width():
+    # a walk at 1.2 m/s sampled every 30 s, but for two fixes 4 s apart, the second 20 m off
+    # (GPS jitter): the ±30 s window of either holds only those two and read 5 m/s, a bus's
+    # pace; widened to the fixes around it, it spans 36 s or more
+    from pipeline.sections import _smoothed_speed
+    from pipeline.trips import make_track
+    t = np.r_[30.0 * np.arange(5), 152.0, 156.0, 188.0 + 30.0 * np.arange(5)]
+    x = 1.2 * t
+    x[t == 156.0] += 20.0
+    tr = make_track(frame(t, x, np.zeros_like(x)))
+    trip_of = np.zeros(t.size, dtype=np.int64)
+    i = int(np.flatnonzero(tr.t == T0 + 156.0)[0])
+    assert _smoothed_speed(tr, trip_of, 30.0, 30.0)[i] < 2.2
+    assert _smoothed_speed(tr, trip_of, 30.0)[i] > 4.4
