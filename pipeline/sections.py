@@ -61,7 +61,7 @@ class SectionParams:
         Half-width of the centred speed-smoothing window, seconds.
     smooth_min_span_s : float
         A smoothing window whose fixes span less than this (seconds) is widened by one fix on
-        each side: two fixes a few seconds apart read their GPS jitter as the speed (20 m in
+        each side (a fix within twice ``smooth_s`` of the point): two fixes a few seconds apart read their GPS jitter as the speed (20 m in
         4 s: 5 m/s, a bus's pace in the middle of a walk).
     min_section_s : float
         Shorter runs are merged into a neighbour (flip-flops), seconds.
@@ -228,7 +228,8 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float, min_span_s: float 
     """Mean speed over the centred window [t - h, t + h] inside the point's trip, m/s.
 
     A window whose fixes span less than ``min_span_s`` seconds takes in one more fix on each
-    side (inside the trip): a phone may record two fixes a few seconds apart between 30 s
+    side (inside the trip, within ``2 h`` of the point: not across a silence, whose average
+    mixes a wait with a ride): a phone may record two fixes a few seconds apart between 30 s
     gaps, and their jitter alone (20 m in 4 s) would be the window's speed.
     """
     n = tr.t.size
@@ -250,9 +251,11 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float, min_span_s: float 
     lo = np.where(lo == hi, np.maximum(lo - 1, first), lo)
     hi = np.where(lo == hi, np.minimum(hi + 1, last), hi)
     if min_span_s > 0:
+        # not across a silence: the fix taken in lies within 2 h of the point
         short = (t[hi] - t[lo]) < min_span_s
-        lo = np.where(short, np.maximum(lo - 1, first), lo)
-        hi = np.where(short, np.minimum(hi + 1, last), hi)
+        lo1, hi1 = np.maximum(lo - 1, first), np.minimum(hi + 1, last)
+        lo = np.where(short & (t - t[lo1] <= 2 * h), lo1, lo)
+        hi = np.where(short & (t[hi1] - t <= 2 * h), hi1, hi)
     dt = t[hi] - t[lo]
     sp = np.where(dt > 0, (cum[hi] - cum[lo]) / np.where(dt > 0, dt, 1.0), 0.0)
     speed[inside] = sp

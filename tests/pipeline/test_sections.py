@@ -559,3 +559,15 @@ def test_smoothed_speed_spans_at_least_the_half_width():
     i = int(np.flatnonzero(tr.t == T0 + 156.0)[0])
     assert _smoothed_speed(tr, trip_of, 30.0, 30.0)[i] < 2.2
     assert _smoothed_speed(tr, trip_of, 30.0)[i] > 4.4
+
+
+def test_smoothing_window_is_not_widened_across_a_silence():
+    # the phone woke up on the bus after 500 s of silence (455 m: a wait, then the ride): the
+    # first two fixes on the bus, 29 s apart, are a bus's pace, not the silence's average
+    from pipeline.sections import _smoothed_speed
+    from pipeline.trips import make_track
+    t = np.r_[30.0 * np.arange(5), 620.0, 649.0, 679.0, 709.0]
+    x = np.r_[np.zeros(5), 455.0, 665.0, 875.0, 1085.0]
+    tr = make_track(frame(t, x, np.zeros_like(x)))
+    sp = _smoothed_speed(tr, np.zeros(t.size, dtype=np.int64), 30.0, 30.0)
+    assert sp[5] > 6.5
