@@ -146,6 +146,9 @@ class SectionParams:
         "on foot" at its first fix, a stop lies within ``tail_walk_stop_m`` metres of that fix
         or of the vehicle's last one, and the vehicle's last fix is ``tail_walk_min_s``
         seconds or more before the trip's end, see ``_tail_walks``.
+    tail_walk_back : bool
+        That walk may start at the fix after a motorised run's last fast step (the bus's
+        arrival at the stop), before the still tail, see ``_tail_walks``.
     silent_waits, silent_wait_mps, silent_wait_any_next : bool, float, bool
         A silence after a vehicle fix longer than ``max_vehicle_stop_s`` and crossed at under
         ``silent_wait_mps`` (a wait, or a walk to another line's stop) is on foot (an iOS
@@ -202,6 +205,7 @@ class SectionParams:
     tail_walk: bool = True
     tail_walk_stop_m: float = 60.0
     tail_walk_min_s: float = 30.0
+    tail_walk_back: bool = True
     sure_step_m: float = 150.0
 
 
@@ -773,7 +777,7 @@ def _sure_vehicle(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarr
 
 def _tail_walks(merged: np.ndarray, moving: np.ndarray, g: np.ndarray, t: np.ndarray,
                 act: np.ndarray, lat: np.ndarray, lon: np.ndarray, transit,
-                p: SectionParams) -> np.ndarray:
+                p: SectionParams, step: np.ndarray | None = None) -> np.ndarray:
     """Put the still tail of a trip that a vehicle ends on foot when the tester walked it
     from a bus stop.
 
@@ -786,6 +790,14 @@ def _tail_walks(merged: np.ndarray, moving: np.ndarray, g: np.ndarray, t: np.nda
     is at least ``tail_walk_min_s`` before the trip's last point. A car parked at the door
     looks the same (the phone says "on foot" as its driver gets out): the bus stop is what
     tells them apart, so without a transit index nothing changes.
+
+    With ``tail_walk_back`` the walk may start before the tail: at the fix after the trip's
+    last step at more than a walker's pace (``foot_step_max_mps``), when that fix lies inside
+    a motorised run (the bus braked into the stop between its last two fixes, so the fix at
+    the stop still read as the bus's pace, and the tail began only at the next one). The
+    phone's "on foot" may then come at any fix from there to the tail's first; the stop is
+    looked for next to that fix or the one before it. A bicycle's run is left alone (the
+    cyclist gets off at the door: "on foot", and maybe a stop nearby, too).
 
     Parameters
     ----------
@@ -808,11 +820,30 @@ def _tail_walks(merged: np.ndarray, moving: np.ndarray, g: np.ndarray, t: np.nda
     tail = ~moving
     first = np.flatnonzero(tail & np.r_[True, ~tail[:-1] | (g[1:] != g[:-1])])
     first = first[first > 0]
-    prev = first - 1
+    if p.tail_walk_back and step is not None and first.size:
+        # the walk starts at the fix after the trip's last step at more than a walker's pace
+        # (the bus's arrival at the stop), when that lies inside the vehicle's run; the
+        # phone's "on foot" may come at the vehicle's last fix or anywhere after it
+        same = np.r_[False, g[1:] == g[:-1]]
+        dt = np.r_[np.inf, np.diff(t)]
+        fast = same & (step > p.foot_step_max_mps * np.where(dt > 0, dt, np.inf))
+        pos = np.arange(g.size)
+        last_fast = np.maximum.accumulate(np.where(fast, pos, -1))[first]
+        run0 = np.maximum.accumulate(np.where(np.r_[True, (merged[1:] != merged[:-1])
+                                                    | (g[1:] != g[:-1])], pos, 0))
+        back = ((last_fast > 0) & (last_fast < first) & (g[np.maximum(last_fast, 0)] == g[first])
+                & (last_fast > run0[first - 1]) & (merged[first - 1] == MOTOR))
+        start = np.where(back, last_fast, first)
+        foot_cum = np.r_[0, np.cumsum(act == WALK)]
+        says_foot = foot_cum[first + 1] - foot_cum[start] > 0
+    else:
+        start = first
+        says_foot = act[first] == WALK
+    prev = start - 1
     last = np.searchsorted(g, g[first], side="right") - 1
-    ok = ((g[prev] == g[first]) & moving[prev] & (merged[prev] != WALK) & (act[first] == WALK)
+    ok = ((g[prev] == g[first]) & moving[prev] & (merged[prev] != WALK) & says_foot
           & (t[last] - t[prev] >= p.tail_walk_min_s))
-    first, prev, last = first[ok], prev[ok], last[ok]
+    first, prev, last = start[ok], prev[ok], last[ok]
     if first.size == 0:
         return merged
     near = np.zeros(first.size, dtype=bool)
@@ -936,7 +967,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     merged = _fill_from_moving(merged, moving, g)
     if p.tail_walk and transit is not None and s.size:
         merged = _tail_walks(merged, moving, g, t_in, act[inside], tr.lat[inside],
-                             tr.lon[inside], transit, p)
+                             tr.lon[inside], transit, p, tr.step[inside])
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called
     # "on foot" for ten minutes); equal neighbours then fuse

@@ -571,3 +571,41 @@ def test_smoothing_window_is_not_widened_across_a_silence():
     tr = make_track(frame(t, x, np.zeros_like(x)))
     sp = _smoothed_speed(tr, np.zeros(t.size, dtype=np.int64), 30.0, 30.0)
     assert sp[5] > 6.5
+
+
+def test_walk_home_starts_where_the_bus_stopped():
+    # Android: a bus ride (a fix every 30 s at 8 m/s) whose last step ends at the stop
+    # (160 m in 30 s: too fast for the phone's "on foot" there to decide the fix's class),
+    # then a 43 m walk home: the only walk fix is already within the still radius of home
+    # and has no reading of its own. The walk starts at the fix after the ride's last fast
+    # step, where the phone said "on foot"
+    from pipeline.segment import segment_user
+    rng = np.random.default_rng(3)
+    stay0 = np.arange(0, 1200, 60.0)
+    ride = 1200 + np.arange(30, 630, 30.0)
+    x_stop = 8.0 * 600 + 160.0
+    at_stop = ride[-1] + 30.0
+    walk = at_stop + 36.0
+    stay1 = walk + np.arange(30, 1200, 30.0)
+    t = np.r_[stay0, ride, at_stop, walk, stay1]
+    x = np.r_[np.zeros(stay0.size), 8.0 * (ride - 1200), x_stop, x_stop + 43.0,
+              np.full(stay1.size, x_stop + 58.0)]
+    pts = frame(t, x + rng.normal(0, 1, t.size), rng.normal(0, 1, t.size))
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + np.r_[ride, at_stop, walk + 5],
+                                                                  unit="s", utc=True),
+                           "activity": ["IN_VEHICLE"] * ride.size + ["ON_FOOT", "STILL"],
+                           "confidence": 92.0})
+    res = segment_user(pts, motion, transit=_StopStub(x_stop))
+    assert len(res["trips"]) == 1
+    sec = res["sections"]
+    assert list(sec["sensed_mode"]) == ["CAR", "WALKING"]
+    assert abs(_boundaries(sec)[0] - at_stop) <= 30
+    # the still tail alone (from its own first fix) is no walk: no "on foot" reading there
+    from pipeline.segment import SegmentParams
+    old = segment_user(pts, motion, transit=_StopStub(x_stop),
+                       params=SegmentParams(sections=SectionParams(tail_walk_back=False)))
+    assert list(old["sections"]["sensed_mode"]) == ["CAR"]
+    # nor a bicycle's ride (the cyclist gets off at the door, "on foot" as well)
+    bike = motion.assign(activity=["ON_BICYCLE"] * ride.size + ["ON_FOOT", "STILL"])
+    assert list(segment_user(pts, bike, transit=_StopStub(x_stop))["sections"]["sensed_mode"]) \
+        == ["BICYCLING"]
