@@ -146,6 +146,13 @@ class SectionParams:
         "on foot" at its first fix, a stop lies within ``tail_walk_stop_m`` metres of that fix
         or of the vehicle's last one, and the vehicle's last fix is ``tail_walk_min_s``
         seconds or more before the trip's end, see ``_tail_walks``.
+    rail_cut, rail_window_s, rail_min_mps, rail_road_ratio, rail_station_m : bool, float, float, float, float
+        With a transit index that knows railway stations, a motorised run is cut at a fix
+        within ``rail_station_m`` of a station where the mean speed over the
+        ``rail_window_s`` before reaches ``rail_min_mps`` and the mean speed over the
+        ``rail_window_s`` after is at most ``rail_road_ratio`` of it, never reaching
+        ``rail_min_mps`` again (a train, then a car from the station's car park), see
+        ``_rail_road_cuts``.
     tail_walk_back : bool
         That walk may start at the fix after a motorised run's last fast step (the bus's
         arrival at the stop), before the still tail, see ``_tail_walks``.
@@ -206,6 +213,11 @@ class SectionParams:
     tail_walk_stop_m: float = 60.0
     tail_walk_min_s: float = 30.0
     tail_walk_back: bool = True
+    rail_cut: bool = True
+    rail_window_s: float = 300.0
+    rail_min_mps: float = 20.0
+    rail_road_ratio: float = 0.6
+    rail_station_m: float = 250.0
     sure_step_m: float = 150.0
 
 
@@ -775,6 +787,91 @@ def _sure_vehicle(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarr
     return out
 
 
+def _rail_road_cuts(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarray,
+                    speed: np.ndarray, transit, p: SectionParams) -> np.ndarray:
+    """Where a train ride hands over to a car at a station: positions (in ``inside``) that
+    start a new section inside a motorised run.
+
+    A train and the car taken at the station's car park are both motorised; when the walk
+    between them leaves no fix (a few steps from the platform to the car park, a phone that
+    records nothing on the way), one vehicle section spans both. Their paces tell them apart:
+    a train averages 20 m/s or more between stations, a car from a station drives through
+    town. A fix within ``rail_station_m`` of a railway station of the transit index, inside
+    one motorised run over the ``rail_window_s`` before and after it, where the mean speed over
+    the window before reaches ``rail_min_mps`` and the mean speed over the window after is at
+    most ``rail_road_ratio`` of it, and the smoothed speed never reaches ``rail_min_mps`` in
+    the window after, may start the car; of consecutive such fixes the one with the largest
+    drop in pace does. A train calling at a station (a stop of a minute or two halves its mean
+    pace over the next five) picks its pace up again; a car passing a station at motorway
+    speed rarely slows that much right there. A real phone behaves the same: the pace is the
+    train's and the road's, whatever the walk between them left.
+
+    Parameters
+    ----------
+    tr : Track
+    inside : ndarray
+        Track positions of the trip points, in (trip, time) order.
+    g, merged, speed : ndarray
+        Trip ordinal, class and smoothed speed (m/s) of the trip points.
+    transit : pipeline.transit.TransitIndex
+        Its ``distance_to_rail_station`` (no station: nothing is cut).
+    p : SectionParams
+
+    Returns
+    -------
+    ndarray of int
+        Sorted positions in ``inside`` of the first fix of each car section.
+    """
+    none = np.empty(0, np.int64)
+    if len(getattr(transit, "rail_xy", ())) == 0 or inside.size < 3:
+        return none
+    W = p.rail_window_s
+    t = tr.t[inside]
+    fast = (speed >= p.rail_min_mps) & (merged == MOTOR)
+    if not fast.any():
+        return none
+    pos = np.arange(inside.size)
+    # only fixes up to W after a fast one of their trip can have a train's pace before them
+    last_fast = np.maximum.accumulate(np.where(fast, pos, -1))
+    lf = np.maximum(last_fast, 0)
+    idx = np.flatnonzero((last_fast >= 0) & (g[lf] == g) & (t - t[lf] <= W) & (merged == MOTOR))
+    if idx.size == 0:
+        return none
+    same = np.r_[False, g[1:] == g[:-1]]
+    cum = np.cumsum(np.where(same, tr.step[inside], 0.0))
+    span = (t.max() - t.min()) + 4 * W + 1.0
+    key = g * span + (t - t.min())
+    lo = np.searchsorted(key, key[idx] - W, side="left")
+    hi = np.searchsorted(key, key[idx] + W, side="right") - 1
+    d0, d1 = t[idx] - t[lo], t[hi] - t[idx]
+    ok = (d0 >= W / 2) & (d1 >= W / 2)
+    pre = (cum[idx] - cum[lo]) / np.maximum(d0, 1.0)
+    post = (cum[hi] - cum[idx]) / np.maximum(d1, 1.0)
+    motor_cum = np.r_[0, np.cumsum(merged == MOTOR)]
+    ok &= motor_cum[hi + 1] - motor_cum[lo] == hi - lo + 1
+    ok &= (pre >= p.rail_min_mps) & (post <= p.rail_road_ratio * pre)
+    idx, pre, post, hi = idx[ok], pre[ok], post[ok], hi[ok]
+    if idx.size == 0:
+        return none
+    # a train calling at a station picks up its pace again after the stop; a car does not
+    # reach it (smoothed speed) in the window after
+    bounds = np.ravel(np.c_[idx + 1, hi + 1])
+    top = np.maximum.reduceat(np.r_[speed, 0.0], bounds)[::2]
+    keep = top < p.rail_min_mps
+    idx, pre, post = idx[keep], pre[keep], post[keep]
+    if idx.size == 0:
+        return none
+    near = transit.distance_to_rail_station(tr.lat[inside][idx], tr.lon[inside][idx]) <= p.rail_station_m
+    idx, drop = idx[near], (pre - post)[near]
+    if idx.size == 0:
+        return none
+    # one cut per run of consecutive candidates: the largest drop in pace
+    grp = np.cumsum(np.r_[True, (np.diff(idx) != 1) | (g[idx][1:] != g[idx][:-1])])
+    order = np.lexsort((-drop, grp))
+    first = order[np.r_[True, grp[order][1:] != grp[order][:-1]]]
+    return np.sort(idx[first])
+
+
 def _tail_walks(merged: np.ndarray, moving: np.ndarray, g: np.ndarray, t: np.ndarray,
                 act: np.ndarray, lat: np.ndarray, lon: np.ndarray, transit,
                 p: SectionParams, step: np.ndarray | None = None) -> np.ndarray:
@@ -988,6 +1085,11 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         if ferry.any():
             merged = np.where(ferry, MOTOR, merged)
             starts, lens = _runs(merged, g)
+    if transit is not None and starts.size and p.rail_cut:
+        cut = _rail_road_cuts(tr, inside, g, merged, speed[inside], transit, p)
+        if cut.size:
+            starts = np.union1d(starts, cut)
+            lens = np.diff(np.r_[starts, inside.size])
 
     trip_ids = trips["trip_id"].to_numpy(dtype=object)
     users = trips["user_id"].to_numpy(dtype=object)

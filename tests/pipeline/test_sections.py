@@ -609,3 +609,59 @@ def test_walk_home_starts_where_the_bus_stopped():
     bike = motion.assign(activity=["ON_BICYCLE"] * ride.size + ["ON_FOOT", "STILL"])
     assert list(segment_user(pts, bike, transit=_StopStub(x_stop))["sections"]["sensed_mode"]) \
         == ["BICYCLING"]
+
+
+class _RailStub(_StopStub):
+    """Duck-typed transit index: one railway station at (x, 0) m, no bus stop near the track."""
+
+    def __init__(self, x_station):
+        super().__init__(-1e6)
+        self.rail_xy = np.array([[x_station, 0.0]])
+
+    def distance_to_rail_station(self, lat, lon):
+        x, y = self.project(lat, lon)
+        return np.hypot(np.atleast_1d(x) - self.rail_xy[0, 0], np.atleast_1d(y))
+
+
+def _train_then_car(dwell_then_train: bool = False):
+    """A fix every 30 s: a 10 min stay, 15 min by train at 28 m/s to a station, then 10 min
+    by car at 11 m/s (or, with ``dwell_then_train``, a 150 s stop there and the train on),
+    then a stay. Returns (points, time of the first fix after the station, station x)."""
+    rng = np.random.default_rng(5)
+    stay0 = np.arange(0, 600, 30.0)
+    train = 600 + np.arange(30, 930, 30.0)
+    x_station = 28.0 * 900
+    if dwell_then_train:
+        dwell = train[-1] + np.arange(30, 180, 30.0)
+        after = dwell[-1] + np.arange(30, 630, 30.0)
+        x_after = x_station + 28.0 * (after - dwell[-1])
+        x_dwell = np.full(dwell.size, x_station)
+    else:
+        dwell, x_dwell = np.empty(0), np.empty(0)
+        after = train[-1] + np.arange(30, 630, 30.0)
+        x_after = x_station + 11.0 * (after - train[-1])
+    stay1 = after[-1] + np.arange(30, 900, 30.0)
+    t = np.r_[stay0, train, dwell, after, stay1]
+    x = np.r_[np.zeros(stay0.size), 28.0 * (train - 600), x_dwell, x_after,
+              np.full(stay1.size, x_after[-1])]
+    pts = frame(t, x + rng.normal(0, 3, t.size), rng.normal(0, 3, t.size))
+    return pts, (dwell[0] if dwell.size else after[0]), x_station
+
+
+def test_train_then_car_at_a_station_are_two_sections():
+    # park and ride home: the walk from the platform to the car park left no fix, so one
+    # motorised run spans the train and the car; the pace drops from a train's to a car's
+    # at the station
+    from pipeline.segment import SegmentParams, segment_user
+    pts, t_car, x_station = _train_then_car()
+    sec = segment_user(pts, transit=_RailStub(x_station))["sections"]
+    assert len(sec) == 2
+    assert abs(_boundaries(sec)[0] - t_car) <= 30
+    off = SegmentParams(sections=SectionParams(rail_cut=False))
+    assert len(segment_user(pts, transit=_RailStub(x_station), params=off)["sections"]) == 1
+    # no station there: a car leaving the motorway for town is not cut
+    assert len(segment_user(pts, transit=_RailStub(x_station + 5000.0))["sections"]) == 1
+    # a train calling at the station (2.5 min there, then on at its pace) is not cut, though
+    # the mean pace over the 5 min after the station is half a train's
+    pts, _, x_station = _train_then_car(dwell_then_train=True)
+    assert len(segment_user(pts, transit=_RailStub(x_station))["sections"]) == 1
