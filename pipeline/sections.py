@@ -146,6 +146,16 @@ class SectionParams:
         "on foot" at its first fix, a stop lies within ``tail_walk_stop_m`` metres of that fix
         or of the vehicle's last one, and the vehicle's last fix is ``tail_walk_min_s``
         seconds or more before the trip's end, see ``_tail_walks``.
+    transfer_pauses, transfer_min_s, transfer_side_s, transfer_side_min_s : bool, float, float, float
+        With a transit index, a pause of ``transfer_min_s`` to ``max_vehicle_stop_s`` seconds
+        inside a vehicle run, next to a stop, between two rides of at least
+        ``transfer_side_min_s`` on two different bus routes, is a transfer on foot, see
+        ``_transfer_pauses``.
+    transfer_route_share, transfer_union_share, transfer_jitter_m : float, float, float
+        There, each ride's best route holds ``transfer_route_share`` or more of its fixes (over
+        ``transfer_side_s`` next to the pause, as long on both sides), both together at most
+        ``transfer_union_share``; a step of at most ``foot_step_max_mps`` or within
+        ``transfer_jitter_m`` metres is part of the pause.
     rail_cut, rail_window_s, rail_min_mps, rail_road_ratio, rail_station_m : bool, float, float, float, float
         With a transit index that knows railway stations, a motorised run is cut at a fix
         within ``rail_station_m`` of a station where the mean speed over the
@@ -213,6 +223,13 @@ class SectionParams:
     tail_walk_stop_m: float = 60.0
     tail_walk_min_s: float = 30.0
     tail_walk_back: bool = True
+    transfer_pauses: bool = True
+    transfer_min_s: float = 45.0
+    transfer_side_s: float = 300.0
+    transfer_side_min_s: float = 120.0
+    transfer_route_share: float = 0.7
+    transfer_union_share: float = 0.9
+    transfer_jitter_m: float = 15.0
     rail_cut: bool = True
     rail_window_s: float = 300.0
     rail_min_mps: float = 20.0
@@ -787,6 +804,96 @@ def _sure_vehicle(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarr
     return out
 
 
+def _transfer_pauses(merged: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.ndarray,
+                     lat: np.ndarray, lon: np.ndarray, transit, p: SectionParams) -> np.ndarray:
+    """Put on foot the pause between two bus rides on different routes (a transfer).
+
+    A rider who changes lines at a stop waits there a minute or two, often walking a few
+    metres only: the fixes show a pause inside what reads as one vehicle run, like a bus's
+    dwell at a stop (which ``_vehicle_stops`` keeps in the vehicle up to
+    ``max_vehicle_stop_s``). The routes tell them apart: a bus keeps to its route through
+    its stops, a transfer changes it. A pause (consecutive steps each at most
+    ``foot_step_max_mps`` or within ``transfer_jitter_m`` metres, from the fix where the
+    vehicle stopped) of ``transfer_min_s`` to ``max_vehicle_stop_s`` inside a vehicle run,
+    with a stop (``tail_walk_stop_m``) next to its first or last fix, and vehicle fixes for
+    at least ``transfer_side_min_s`` on each side, is a transfer when, over the same
+    duration on both sides (at most ``transfer_side_s``), each side's best bus route holds
+    ``transfer_route_share`` of its fixes and no route holds ``transfer_union_share`` of both
+    sides' fixes together. Its fixes are then on foot (the ride before ends where it
+    stopped, the next one starts with the pause's next fix). A real bus ride behaves the
+    same; without a transit index nothing changes.
+
+    Parameters
+    ----------
+    merged : ndarray
+        Classes of the trip points, in (trip, time) order.
+    g, t, step, lat, lon : ndarray
+        Trip ordinal, time (unix s), distance from the previous fix (m) and position.
+    transit : pipeline.transit.TransitIndex
+        Its ``nearest_station`` and ``route_share``.
+    p : SectionParams
+
+    Returns
+    -------
+    ndarray
+        The classes, with such pauses on foot.
+    """
+    n = merged.size
+    if n < 5:
+        return merged
+    same = np.r_[False, g[1:] == g[:-1]]
+    dt = np.r_[np.inf, np.diff(t)]
+    veh = merged != WALK
+    calm = same & veh & np.r_[False, veh[:-1]] & (
+        (step <= p.foot_step_max_mps * np.where(dt > 0, dt, np.inf)) | (step <= p.transfer_jitter_m))
+    # runs of calm steps: the pause spans from the fix before the first to the last
+    c0 = np.flatnonzero(calm & ~np.r_[False, calm[:-1]])
+    c1 = np.flatnonzero(calm & ~np.r_[calm[1:], False])
+    a, b = c0 - 1, c1
+    dur = t[b] - t[a]
+    ok = (dur >= p.transfer_min_s) & (dur <= p.max_vehicle_stop_s) & (b + 1 < n)
+    a, b = a[ok], b[ok]
+    if a.size == 0:
+        return merged
+    ok = same[b + 1] & veh[b + 1]
+    # vehicle fixes of the trip for transfer_side_min_s on each side
+    pos = np.arange(n)
+    run_start = np.maximum.accumulate(np.where(~(same & veh & np.r_[False, veh[:-1]]), pos, 0))
+    nxt_break = np.minimum.accumulate(np.where(~(np.r_[same[1:], False] & veh & np.r_[veh[1:], False]),
+                                               pos, n - 1)[::-1])[::-1]
+    side = np.minimum(t[a] - t[run_start[a]], t[nxt_break[np.minimum(b + 1, n - 1)]] - t[np.minimum(b + 1, n - 1)])
+    ok &= side >= p.transfer_side_min_s
+    a, b, side = a[ok], b[ok], np.minimum(side[ok], p.transfer_side_s)
+    if a.size == 0:
+        return merged
+    near = np.zeros(a.size, dtype=bool)
+    for i in (a, b):
+        _, d = transit.nearest_station(lat[i], lon[i])
+        near |= d <= p.tail_walk_stop_m
+    a, b, side = a[near], b[near], side[near]
+    if a.size == 0:
+        return merged
+    # the fixes of each side over the same duration; group 3k: before, 3k+1: after, 3k+2: both
+    key = g * ((t.max() - t.min()) + 4 * p.transfer_side_s + 1.0) + (t - t.min())
+    lo = np.searchsorted(key, key[a] - side, side="left")
+    hi = np.searchsorted(key, key[b + 1] + side, side="right") - 1
+    bi, kb = expand_ranges(lo, a)
+    ai, ka = expand_ranges(b + 1, hi)
+    pts = np.r_[bi, ai, bi, ai]
+    grp = np.r_[3 * kb, 3 * ka + 1, 3 * kb + 2, 3 * ka + 2]
+    share, route = transit.route_share(lat[pts], lon[pts], grp, 3 * a.size)
+    sb, sa, su = share[0::3], share[1::3], share[2::3]
+    rb, ra = route[0::3], route[1::3]
+    xfer = ((sb >= p.transfer_route_share) & (sa >= p.transfer_route_share)
+            & (rb != ra) & (su <= p.transfer_union_share))
+    if not xfer.any():
+        return merged
+    idx, _ = expand_ranges(a[xfer], b[xfer])
+    out = merged.copy()
+    out[idx] = WALK
+    return out
+
+
 def _rail_road_cuts(tr: Track, inside: np.ndarray, g: np.ndarray, merged: np.ndarray,
                     speed: np.ndarray, transit, p: SectionParams) -> np.ndarray:
     """Where a train ride hands over to a car at a station: positions (in ``inside``) that
@@ -1065,6 +1172,9 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
     if p.tail_walk and transit is not None and s.size:
         merged = _tail_walks(merged, moving, g, t_in, act[inside], tr.lat[inside],
                              tr.lon[inside], transit, p, tr.step[inside])
+    if p.transfer_pauses and transit is not None and s.size:
+        merged = _transfer_pauses(merged, g, t_in, tr.step[inside], tr.lat[inside],
+                                  tr.lon[inside], transit, p)
     starts, lens = _runs(merged, g)
     # a run's own mean speed overrides an implausible label (a train that the phone called
     # "on foot" for ten minutes); equal neighbours then fuse

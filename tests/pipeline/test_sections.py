@@ -665,3 +665,55 @@ def test_train_then_car_at_a_station_are_two_sections():
     # the mean pace over the 5 min after the station is half a train's
     pts, _, x_station = _train_then_car(dwell_then_train=True)
     assert len(segment_user(pts, transit=_RailStub(x_station))["sections"]) == 1
+
+
+class _TwoLinesStub(_StopStub):
+    """Duck-typed transit index: a stop at (x_stop, 0) m where line 0 (along y = 0) meets
+    line 1 (along x = x_stop), each within 30 m."""
+
+    def route_share(self, lat, lon, group, n_groups):
+        x, y = self.project(lat, lon)
+        on = np.c_[np.abs(y) <= 30, np.abs(x - self.x_stop) <= 30]
+        cnt = np.stack([np.bincount(group, weights=on[:, r], minlength=n_groups) for r in (0, 1)], 1)
+        n = np.maximum(np.bincount(group, minlength=n_groups), 1)
+        best = cnt.argmax(1)
+        return cnt[np.arange(n_groups), best] / n, np.where(cnt.max(1) > 0, best, -1)
+
+
+def _bus_transfer_bus(turn: bool):
+    """A fix every 30 s: a stay, 6 min by bus at 8 m/s along y = 0 to a stop, 90 s there
+    (a few metres of jitter), then 6 min by bus at 8 m/s, north along x = x_stop (``turn``)
+    or on along y = 0, then a stay. Returns (points, time of the first fix at the stop, of
+    the first fix of the second ride, x_stop)."""
+    rng = np.random.default_rng(11)
+    stay0 = np.arange(0, 600, 30.0)
+    ride0 = 600 + np.arange(30, 390, 30.0)
+    x_stop = 8.0 * 360
+    pause = ride0[-1] + np.arange(30, 120, 30.0)
+    ride1 = pause[-1] + np.arange(30, 390, 30.0)
+    stay1 = ride1[-1] + np.arange(30, 900, 30.0)
+    d1 = 8.0 * (ride1 - pause[-1])
+    x1 = np.full(ride1.size, x_stop) if turn else x_stop + d1
+    y1 = d1 if turn else np.zeros(ride1.size)
+    t = np.r_[stay0, ride0, pause, ride1, stay1]
+    x = np.r_[np.zeros(stay0.size), 8.0 * (ride0 - 600), np.full(pause.size, x_stop), x1,
+              np.full(stay1.size, x1[-1])]
+    y = np.r_[np.zeros(stay0.size + ride0.size + pause.size), y1, np.full(stay1.size, y1[-1])]
+    pts = frame(t, x + rng.normal(0, 2, t.size), y + rng.normal(0, 2, t.size))
+    return pts, ride0[-1], ride1[0], x_stop
+
+
+def test_pause_between_two_bus_lines_is_a_transfer_on_foot():
+    # the rider changes lines at a stop and waits 90 s there: one vehicle run by speed (the
+    # pause is shorter than any vehicle stop); the two rides keep to two different routes
+    from pipeline.segment import SegmentParams, segment_user
+    pts, t_stop, t_ride1, x_stop = _bus_transfer_bus(turn=True)
+    sec = segment_user(pts, transit=_TwoLinesStub(x_stop))["sections"]
+    assert list(sec["sensed_mode"]) == ["CAR", "WALKING", "CAR"]
+    b = _boundaries(sec)
+    assert abs(b[0] - t_stop) <= 30 and abs(b[1] - t_ride1) <= 30
+    off = SegmentParams(sections=SectionParams(transfer_pauses=False))
+    assert list(segment_user(pts, transit=_TwoLinesStub(x_stop), params=off)["sections"]["sensed_mode"]) == ["CAR"]
+    # the same bus dwelling 90 s at the stop and going on along its route: one ride
+    pts, _, _, x_stop = _bus_transfer_bus(turn=False)
+    assert list(segment_user(pts, transit=_TwoLinesStub(x_stop))["sections"]["sensed_mode"]) == ["CAR"]
