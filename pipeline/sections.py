@@ -79,7 +79,10 @@ class SectionParams:
         reading lags after alighting and holds the vehicle through the wait at the stop;
         standstills inside a ride are short and merged anyway.
     walk_activity_max_factor : float
-        A walking reading decides up to this times ``walk_max_mps``.
+        An "on foot" reading decides up to this times ``walk_max_mps`` (1.5: 3.3 m/s, the
+        pace above which a walking section is relabelled from its speed anyway, see
+        ``implausible_factor``; at 2x, 4.4 m/s, a bus crawling to its stop with a lagging
+        "walking" reading became the walk minutes early).
     bike_activity_min_mps, bike_activity_sure_confidence : float
         A cycling reading below ``bike_activity_sure_confidence`` (percent) decides only above
         ``bike_activity_min_mps`` smoothed speed: at a walker's pace a lone "on bicycle"
@@ -188,7 +191,7 @@ class SectionParams:
     still_radius_m: float = 40.0
     implausible_factor: float = 1.5
     stopped_mps: float = 0.5
-    walk_activity_max_factor: float = 2.0
+    walk_activity_max_factor: float = 1.5
     bike_activity_min_mps: float = 2.0
     bike_activity_sure_confidence: float = 100.0
     min_vehicle_change_s: float = 300.0

@@ -486,11 +486,11 @@ def test_walk_along_the_quay_next_to_a_ferry_route_stays_a_walk():
 def test_silent_transfer_walk_to_another_stop_is_on_foot():
     # iOS: bus 1 (a fix every 50 m), a 6-min silence while its rider walks 400 m to another
     # line's stop (1.1 m/s, more than a standstill), then bus 2, whose first fixes the phone
-    # still calls "on foot" as it pulls away (3.5 m/s): one vehicle section spanned both rides
+    # still calls "on foot" as it pulls away (3 m/s): one vehicle section spanned both rides
     t1 = np.arange(0, 600, 6.0)
     x1 = 50.0 / 6.0 * t1
     t2 = 600 + 360 + np.arange(0, 600, 6.0)
-    v2 = np.where(np.arange(t2.size) < 7, 3.5, 50.0 / 6.0)
+    v2 = np.where(np.arange(t2.size) < 7, 3.0, 50.0 / 6.0)
     x2 = x1[-1] + 400 + np.cumsum(6.0 * v2)
     walk_t = -300 + np.arange(0, 300, 40.0)
     t = np.r_[walk_t, t1, t2]
@@ -717,3 +717,17 @@ def test_pause_between_two_bus_lines_is_a_transfer_on_foot():
     # the same bus dwelling 90 s at the stop and going on along its route: one ride
     pts, _, _, x_stop = _bus_transfer_bus(turn=False)
     assert list(segment_user(pts, transit=_TwoLinesStub(x_stop))["sections"]["sensed_mode"]) == ["CAR"]
+
+
+def test_walking_reading_does_not_decide_at_a_crawling_bus_pace():
+    # a bus crawls to its stop (eight 31 s steps at 3.8 m/s) while the phone already says
+    # "walking": no walker keeps 3.8 m/s, so the walk starts where the bus stopped (a reading
+    # decided up to 4.4 m/s, and the walk started four minutes early)
+    v = np.r_[np.zeros(20), np.full(30, 9.0), np.full(8, 3.8), np.full(20, 1.2), np.zeros(20)]
+    t, pts, trips, motion = _bus_ending_on_foot(v, slice(50, 75))
+    for factor, ok in ((1.5, True), (2.0, False)):
+        sections, _ = segment_sections(pts, trips, motion,
+                                       params=SectionParams(walk_activity_max_factor=factor))
+        assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
+        assert (abs(_boundaries(sections)[0] - t[58]) <= 45) == ok
+
