@@ -134,6 +134,10 @@ class SectionParams:
     ferry_dock_m : float
         A fix within this of a quay is at the pier: a crossing's start, placed at the ferry's
         pace before its first fix on the water, is not moved before the last such fix.
+    ferry_dock_approach_s : float
+        The fixes between a crossing's last fix on the water and the first fix at the pier
+        (``ferry_dock_m``) that follows within this many seconds are the boat's approach, part
+        of the crossing (0: off).
     hop_min_mps, hop_min_steps : float, int
         At least ``hop_min_steps`` consecutive steps each faster than ``hop_min_mps`` (m/s),
         covering as much ground in a straight line, are a vehicle however short (a one-stop
@@ -216,6 +220,7 @@ class SectionParams:
     ferry_acc_cap_m: float = 30.0
     ferry_quay_reach_m: float = 150.0
     ferry_dock_m: float = 20.0
+    ferry_dock_approach_s: float = 120.0
     ferry_foot_share: float = 0.5
     ferry_foot_min_mps: float = 1.0
     ferry_wait_s: float = 300.0
@@ -767,6 +772,21 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
         lo = np.where(dock_ok, t[np.maximum(prev_dock, 0)], lo)
         change_at[starts] = np.clip(t[starts] - d_quay[starts] / pace, lo, t[starts])
         after = (ends + 1 < inside.size) & (g[a] == g[ends])   # a fix of the trip follows
+        if p.ferry_dock_approach_s > 0:
+            # the boat's approach to its pier (off the drawn line, inside the quay radius)
+            # is still the crossing: up to the first fix at the pier that follows within
+            # ``ferry_dock_approach_s``
+            n_in = inside.size
+            nxt_dock = np.minimum.accumulate(np.where(docked, np.arange(n_in), n_in)[::-1])[::-1]
+            nd = nxt_dock[np.minimum(ends + 1, n_in - 1)]
+            ndc = np.minimum(nd, n_in - 1)
+            ext = after & (nd < n_in) & (nd > ends + 1) & (g[ndc] == g[ends]) \
+                & (t[ndc] - t[np.minimum(ends + 1, n_in - 1)] <= p.ferry_dock_approach_s)
+            if ext.any():
+                idx, _ = expand_ranges(ends[ext] + 1, nd[ext] - 1)
+                out[idx] = True
+                ends = np.where(ext, nd - 1, ends)
+                a = np.where(ext, nd, a)
         change_at[a[after]] = np.clip(t[ends] + d_quay[ends] / pace, t[ends], t[a])[after]
     return out, change_at
 

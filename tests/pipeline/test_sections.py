@@ -731,3 +731,34 @@ def test_walking_reading_does_not_decide_at_a_crawling_bus_pace():
         assert list(sections["sensed_mode"]) == ["CAR", "WALKING"]
         assert (abs(_boundaries(sections)[0] - t[58]) <= 45) == ok
 
+
+
+def test_ferry_approach_to_its_pier_belongs_to_the_crossing():
+    # the boat leaves the drawn route 45 m to one side for its last minute and a half into
+    # the pier: those fixes are neither on the water (off the line) nor at the quay (> 40 m);
+    # the crossing lasts until the first fix at the pier, not until the first off the line
+    from pipeline.segment import SegmentParams, segment_user
+    rng = np.random.default_rng(4)
+    stay0 = np.arange(0, 1800, 60.0)
+    walk1 = 1800 + np.arange(30, 630, 30.0)
+    wait = 1800 + np.arange(660, 780, 30.0)
+    dep = 2580.0
+    on_line = dep + np.arange(30, 210, 30.0)
+    approach = dep + np.array([210.0, 240.0, 270.0])
+    arr = dep + 300.0
+    walk2 = arr + np.arange(30, 630, 30.0)
+    stay1 = walk2[-1] + np.arange(60, 1800, 60.0)
+    t = np.r_[stay0, walk1, wait, on_line, approach, arr, walk2, stay1]
+    x = np.r_[np.full(stay0.size, -800.0), -800.0 + 1.3 * (walk1 - 1800), np.zeros(wait.size),
+              0.77 * (on_line - dep), 0.77 * (approach - dep), 228.0, np.full(walk2.size, 230.0),
+              np.full(stay1.size, 230.0)]
+    y = np.r_[np.zeros(stay0.size + walk1.size + wait.size + on_line.size), np.full(3, 45.0), 5.0,
+              5.0 + 1.3 * (walk2 - arr), np.full(stay1.size, 5.0 + 1.3 * (walk2[-1] - arr))]
+    pts = frame(t, x + rng.normal(0, 2, t.size), y + rng.normal(0, 2, t.size))
+    res = segment_user(pts, transit=_FerryStub())["sections"]
+    assert list(res["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    assert abs(_boundaries(res)[1] - arr) <= 30
+    old = segment_user(pts, transit=_FerryStub(), params=SegmentParams(
+        sections=SectionParams(ferry_dock_approach_s=0.0)))["sections"]
+    assert list(old["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+    assert abs(_boundaries(old)[1] - arr) > 60
