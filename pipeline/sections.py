@@ -114,9 +114,6 @@ class SectionParams:
     refine_points : int
         A foot/vehicle change may move by up to this many fixes to where the step speeds
         change regime (0: off), see ``_refine_foot_changes``.
-    refine_boarding_reading : bool
-        There, before a vehicle starts, a slow step into a fix the phone calls "in vehicle"
-        counts against the walker's side too (the bus pulling away slowly).
     refine_fast_weight, refine_fast_min_m : int, float
         There, a step at ``hop_min_mps`` or more on the walker's side counts this many times
         (a car's first fast step outweighs its wait at a car park's barrier) when it covers
@@ -211,7 +208,6 @@ class SectionParams:
     refine_points: int = 5
     refine_fast_weight: int = 5
     refine_fast_min_m: float = 150.0
-    refine_boarding_reading: bool = True
     smooth_min_span_s: float = 30.0
     silent_waits: bool = True
     silent_wait_mps: float = 1.5
@@ -528,8 +524,7 @@ def _relabel_by_speed(cls, starts, lens, inside, g, tr: Track, e, p: SectionPara
 
 
 def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: np.ndarray,
-                         step: np.ndarray, p: SectionParams,
-                         in_vehicle: np.ndarray | None = None) -> np.ndarray:
+                         step: np.ndarray, p: SectionParams) -> np.ndarray:
     """Move each foot/vehicle change by up to ``refine_points`` fixes to where the step speeds
     change regime.
 
@@ -545,11 +540,7 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     or more weighs so: a shorter one may be one fix's GPS jump (a phone's fix 70-100 m off
     in a street canyon, a few seconds after the last), and held a walk's start back past it. Five fixes reach a slow bus's last
     stops (the smoothed speeds read its last 2-3 minutes at 2-3 m/s as a walk). Work is over
-    a (changes x offsets) matrix. With ``in_vehicle`` (a confident "in vehicle" reading per
-    point) and ``refine_boarding_reading``, a slow step into an "in vehicle" fix counts as
-    wrong on the walker's side of a change *to* a vehicle: the bus pulling away slowly from
-    its stop, which the phone already felt (a reading is late, not early: the lagging one
-    after alighting still says "in vehicle", so changes to foot are left as they are).
+    a (changes x offsets) matrix.
 
     Parameters
     ----------
@@ -603,11 +594,6 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     fw = np.where(heavy, int(p.refine_fast_weight), 1) * fast
     bad_before = np.where(to_foot[:, None], slow, fw)
     bad_after = np.where(to_foot[:, None], fw, slow)
-    if in_vehicle is not None and p.refine_boarding_reading:
-        # boarding: a slow step into a fix the phone already calls "in vehicle" is the
-        # vehicle pulling away (a reading that lags would still say "on foot" there)
-        iv = in_vehicle[np.clip(win, 0, n - 1)] & slow
-        bad_before = np.where(to_foot[:, None], bad_before, bad_before + iv)
     # cost of candidate j: bad steps into fixes before j plus bad steps into fixes after j
     before = win[:, None, :] < cand[:, :, None]
     after = win[:, None, :] > cand[:, :, None]
@@ -1219,8 +1205,7 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
         merged = _relabel_by_speed(merged, starts, lens, inside, g, tr, e, p)
         starts, lens = _runs(merged, g)
     if starts.size > 1 and p.refine_points > 0:
-        merged = _refine_foot_changes(merged, starts, g, tr.t[inside], tr.step[inside], p,
-                                      (act == MOTOR)[inside])
+        merged = _refine_foot_changes(merged, starts, g, tr.t[inside], tr.step[inside], p)
         starts, lens = _runs(merged, g)
     if starts.size and p.hop_min_steps > 0:
         hop = _sure_vehicle(tr, inside, g, merged, p)

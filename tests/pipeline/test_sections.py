@@ -762,21 +762,3 @@ def test_ferry_approach_to_its_pier_belongs_to_the_crossing():
         sections=SectionParams(ferry_dock_approach_s=0.0)))["sections"]
     assert list(old["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
     assert abs(_boundaries(old)[1] - arr) > 60
-
-
-def test_boarding_moves_to_where_the_phone_says_in_vehicle():
-    # a walk to the stop and a wait, then a bus pulling away slowly: slow steps the phone
-    # already calls "in vehicle" (one at 2.3 m/s), a slow one at a light, then its fast
-    # steps. Slow "in vehicle" steps on the walker's side count against a change: it moves
-    # back to the bus's first metres (a lagging reading would still say "on foot" there)
-    from pipeline.sections import MOTOR, WALK, _refine_foot_changes
-    t = 30.0 * np.arange(15)
-    step = np.r_[0.0, np.full(5, 40.0), 3.0, 42.0, 69.0, 36.0, np.full(5, 240.0)]
-    cls = np.r_[np.full(10, WALK), np.full(5, MOTOR)]
-    starts = np.array([0, 10])
-    g = np.zeros(t.size, dtype=np.int64)
-    in_vehicle = np.r_[np.zeros(6, bool), np.ones(3, bool), False, np.ones(5, bool)]
-    out = _refine_foot_changes(cls, starts, g, t, step, SectionParams(), in_vehicle)
-    assert list(np.flatnonzero(out[1:] != out[:-1]) + 1) == [7]
-    plain = _refine_foot_changes(cls, starts, g, t, step, SectionParams())
-    assert list(np.flatnonzero(plain[1:] != plain[:-1]) + 1) == [10]
