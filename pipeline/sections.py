@@ -78,6 +78,11 @@ class SectionParams:
         Trust "in vehicle" readings at a standstill. Off by default: on synthetic worlds the
         reading lags after alighting and holds the vehicle through the wait at the stop;
         standstills inside a ride are short and merged anyway.
+    vehicle_reading_run_s : float
+        Consecutive fixes of a trip that the phone calls "in vehicle" for this long (seconds)
+        or longer are a vehicle whatever their pace (a bus crawling in a jam); a reading that
+        lags after alighting lasts a minute or so, so shorter runs at a walker's pace are not
+        trusted (0: off).
     walk_activity_max_factor : float
         An "on foot" reading decides up to this times ``walk_max_mps`` (1.5: 3.3 m/s, the
         pace above which a walking section is relabelled from its speed anyway, see
@@ -226,6 +231,7 @@ class SectionParams:
     ferry_wait_s: float = 300.0
     hop_min_mps: float = 6.0
     hop_min_steps: int = 3
+    vehicle_reading_run_s: float = 180.0
     sure_vehicle_min_s: float = 45.0
     tail_walk: bool = True
     tail_walk_stop_m: float = 60.0
@@ -1154,6 +1160,17 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
                | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps))
                | ((act == WEAK_BIKE) & (speed <= 1.5 * p.bike_max_mps)
                   & (speed > p.bike_activity_min_mps)))
+    if p.vehicle_reading_run_s > 0:
+        # a long run of "in vehicle" readings at a walker's pace is a slow vehicle (a reading
+        # lagging after alighting lasts a minute or so): see ``vehicle_reading_run_s``
+        iv = act == MOTOR
+        pos_ = np.arange(n)
+        same_ = np.r_[False, trip_of[1:] == trip_of[:-1]] & (trip_of >= 0)
+        brk = ~(iv & np.r_[False, iv[:-1]] & same_)
+        r0 = np.maximum.accumulate(np.where(brk, pos_, 0))
+        r1 = np.minimum.accumulate(np.where(np.r_[brk[1:], True], pos_, n - 1)[::-1])[::-1]
+        long_iv = iv & (tr.t[r1] - tr.t[r0] >= p.vehicle_reading_run_s) & (trip_of >= 0)
+        use_act = use_act | long_iv
     cls = np.where(use_act, np.where(act == WEAK_BIKE, BIKE, act), cls)
     inside = np.flatnonzero(trip_of >= 0)
     g = trip_of[inside]

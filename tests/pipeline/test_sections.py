@@ -762,3 +762,28 @@ def test_ferry_approach_to_its_pier_belongs_to_the_crossing():
         sections=SectionParams(ferry_dock_approach_s=0.0)))["sections"]
     assert list(old["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
     assert abs(_boundaries(old)[1] - arr) > 60
+
+
+def test_long_in_vehicle_reading_at_a_walking_pace_is_a_slow_vehicle():
+    # a walk to the stop, then a bus crawling in a jam at 1.8 m/s for 5 min, then running at
+    # 8 m/s: the phone says "in vehicle" all through the crawl, longer than a reading lags
+    # after alighting, so the crawl's fixes are the bus's. (The refinement then moves the
+    # change by up to five fixes towards the fast steps: 150 s after the crawl's start
+    # instead of 300 s; without it the change is at the crawl's start.)
+    legs = [(400, 1.3), (540, 1.8), (4800, 8.0), (400, 1.3)]
+    pts, truth = day(stays=(900, 900), moves=((0, 1.0),), mode_speeds=[legs], dt=30.0, noise=1.0)
+    _, trips = segment_trips(pts)
+    t_leg = _leg_times(truth[0][0], legs, 30.0)
+    ts = np.arange(truth[0][0], truth[0][1], 20.0)
+    act = np.where((ts >= t_leg[1]) & (ts < t_leg[3]), "IN_VEHICLE", "ON_FOOT")
+    motion = pd.DataFrame({"user_id": "u1", "ts": pd.to_datetime(T0 + ts, unit="s", utc=True),
+                           "activity": act, "confidence": 90.0})
+    err = {}
+    for run_s in (180.0, 0.0):
+        for k in (5, 0):
+            sections, _ = segment_sections(pts, trips, motion, SectionParams(
+                vehicle_reading_run_s=run_s, refine_points=k))
+            assert list(sections["sensed_mode"]) == ["WALKING", "CAR", "WALKING"]
+            err[run_s, k] = abs(_boundaries(sections)[0] - t_leg[1])
+    assert err[180.0, 0] <= 30 and err[180.0, 5] <= 160
+    assert err[0.0, 0] >= 290 and err[0.0, 5] >= 290
