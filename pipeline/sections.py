@@ -299,10 +299,10 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float, min_span_s: float 
     hi = np.where(lo == hi, np.minimum(hi + 1, last), hi)
     if min_span_s > 0:
         # not across a silence: the fix taken in lies within 2 h of the point
-        short = (t[hi] - t[lo]) < min_span_s
-        lo1, hi1 = np.maximum(lo - 1, first), np.minimum(hi + 1, last)
-        lo = np.where(short & (t - t[lo1] <= 2 * h), lo1, lo)
-        hi = np.where(short & (t[hi1] - t <= 2 * h), hi1, hi)
+        k = np.flatnonzero((t[hi] - t[lo]) < min_span_s)
+        lo1, hi1 = np.maximum(lo[k] - 1, first[k]), np.minimum(hi[k] + 1, last[k])
+        lo[k] = np.where(t[k] - t[lo1] <= 2 * h, lo1, lo[k])
+        hi[k] = np.where(t[hi1] - t[k] <= 2 * h, hi1, hi[k])
     dt = t[hi] - t[lo]
     sp = np.where(dt > 0, (cum[hi] - cum[lo]) / np.where(dt > 0, dt, 1.0), 0.0)
     speed[inside] = sp
@@ -1160,10 +1160,10 @@ def sections_from_track(tr: Track, trips: pd.DataFrame, s: np.ndarray, e: np.nda
                | ((act == BIKE) & (speed <= 1.5 * p.bike_max_mps))
                | ((act == WEAK_BIKE) & (speed <= 1.5 * p.bike_max_mps)
                   & (speed > p.bike_activity_min_mps)))
-    if p.vehicle_reading_run_s > 0:
+    iv = act == MOTOR
+    if p.vehicle_reading_run_s > 0 and iv.any():
         # a long run of "in vehicle" readings at a walker's pace is a slow vehicle (a reading
         # lagging after alighting lasts a minute or so): see ``vehicle_reading_run_s``
-        iv = act == MOTOR
         pos_ = np.arange(n)
         same_ = np.r_[False, trip_of[1:] == trip_of[:-1]] & (trip_of >= 0)
         brk = ~(iv & np.r_[False, iv[:-1]] & same_)
