@@ -21,6 +21,9 @@ regime, and is placed inside the sampling gap before the new section's first fix
 vehicle's pace over the gap's step. With a transit
 index, ferry crossings (slower than a walk) are cut out by their position on the water,
 unless the run looks like a walk along the quay (no wait at the pier; "on foot" readings).
+With a transit index, too, a pause between two bus rides on different routes is a transfer
+on foot, and a motorised run is cut at a railway station where a train's pace drops to a
+car's. Minutes of "in vehicle" readings make a vehicle at any pace (a bus crawling in a jam).
 Each section gets a sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``;
 the mode classifier overwrites it later. All numpy over whole arrays: per-pass work is over
 runs, never per point in Python.
