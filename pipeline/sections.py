@@ -23,7 +23,8 @@ index, ferry crossings (slower than a walk) are cut out by their position on the
 unless the run looks like a walk along the quay (no wait at the pier; "on foot" readings).
 With a transit index, too, a pause between two bus rides on different routes is a transfer
 on foot, and a motorised run is cut at a railway station where a train's pace drops to a
-car's. Minutes of "in vehicle" readings make a vehicle at any pace (a bus crawling in a jam).
+car's. Minutes of "in vehicle" readings can make a vehicle at any pace (a bus crawling in a
+jam; ``vehicle_reading_run_s``, off by default).
 Each section gets a sensed-mode hint (WALKING, BICYCLING or CAR) with ``mode_source="rule"``;
 the mode classifier overwrites it later. All numpy over whole arrays: per-pass work is over
 runs, never per point in Python.
