@@ -62,10 +62,11 @@ def _header(path: str) -> list[str] | None:
     return names
 
 
-def read_arrow(path: str, user_id_given: bool = False):
+def read_arrow(path: str, user_id_given: bool = False, use_threads: bool = True):
     """Parse ``path`` with pyarrow: ``(table, columns)`` with the schema columns found (one
     chunk per column, user ids stripped of surrounding spaces), or None when the file is not
-    the clean common case (see the module docstring)."""
+    the clean common case (see the module docstring). ``use_threads=False`` parses on the
+    calling thread only (see :class:`Prefetch`)."""
     names = _header(path)
     if names is None:
         return None
@@ -85,6 +86,7 @@ def read_arrow(path: str, user_id_given: bool = False):
         # copied into the default pool just below (combine_chunks)
         table = pacsv.read_csv(
             path, memory_pool=pa.system_memory_pool(),
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
             parse_options=pacsv.ParseOptions(delimiter=","),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, include_columns=list(types), null_values=NA_VALUES,
@@ -150,15 +152,35 @@ def user_starts(table, cols: dict[str, str]):
     return np.r_[0, at + 1]
 
 
+def parse_threads() -> bool:
+    """Whether a background parse (:class:`Prefetch`) should use pyarrow's thread pool:
+    only with 3+ usable cores.
+
+    Why: the parse runs while the main thread imports pandas and the pipeline, which keeps
+    one core busy. On two cores a pool of two parse threads made three busy threads on two
+    cores: the imports (the longer of the two) were slowed down, and the parse's blocks,
+    spread over threads, cost more page faults. On one thread the parse ends no later than
+    the imports: ``process`` on 1M points forked its workers at 0.25-0.33 s instead of
+    0.30-0.45 s (12 runs, timeline of the fork), with ~11,000 fewer page faults.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) > 2
+
+
 class Prefetch:
     """:func:`read_arrow` running in a background thread (pyarrow releases the GIL).
 
     ``Prefetch(path).result()`` waits for it and returns what :func:`read_arrow` returned.
+    The parse starts as soon as ``pyarrow.csv`` is loaded: ``pyarrow.compute`` (~25 ms,
+    wanted only after the parse, by :func:`user_starts`) loads in the thread after it, or in
+    the main thread if pandas asks for it first (the import system makes one wait for the
+    other).
     """
 
     def __init__(self, path: str, user_id_given: bool = False):
-        import pyarrow.compute  # noqa: F401 - imported here, not in the thread (import locks)
-        import pyarrow.csv  # noqa: F401
+        import pyarrow.csv  # noqa: F401 - imported here, not in the thread (import locks)
 
         self.path = str(path)
         self._out = None
@@ -167,7 +189,7 @@ class Prefetch:
         self._thread.start()
 
     def _run(self, user_id_given: bool) -> None:
-        out = read_arrow(self.path, user_id_given)
+        out = read_arrow(self.path, user_id_given, use_threads=parse_threads())
         if out is not None:
             try:
                 self._starts = user_starts(*out)
