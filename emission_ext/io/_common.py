@@ -198,7 +198,13 @@ def const_str(value: str, n: int) -> pd.api.extensions.ExtensionArray | np.ndarr
 def ms_to_s(v: np.ndarray) -> np.ndarray:
     """Unix times that look like milliseconds (> :data:`MS_THRESHOLD`) divided by 1000."""
     v = np.asarray(v, dtype="float64")
-    return np.where(v > MS_THRESHOLD, v / 1000.0, v)
+    ms = v > MS_THRESHOLD
+    if ms.all():
+        return v / 1000.0
+    out = v.copy()  # a new array, as np.where made, without a divided copy of every value
+    if ms.any():
+        out[ms] = v[ms] / 1000.0
+    return out
 
 
 def to_float(values, decimal_comma: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +242,9 @@ class RowChecker:
     ----------
     path : str
         File (or origin) named in the messages.
-    where : numpy.ndarray
-        Line number or entry index of each candidate row.
+    where : numpy.ndarray or range
+        Line number or entry index of each candidate row (a ``range`` for rows numbered in
+        steps: no per-row array is made unless a fault is reported).
     unit : str
         ``"line"`` or ``"entry"``, as written in the messages.
     line_of : callable, optional
@@ -247,7 +254,7 @@ class RowChecker:
 
     def __init__(self, path: str, where: np.ndarray, unit: str = "line", line_of=None):
         self.path, self.unit, self.line_of = str(path), unit, line_of
-        self.where = np.asarray(where, dtype="int64")
+        self.where = where if isinstance(where, range) else np.asarray(where, dtype="int64")
         self.bad = np.zeros(len(self.where), dtype=bool)
         # per-row texts, allocated at the first fault (a clean million-row file needs none)
         self.field: np.ndarray | None = None
@@ -292,10 +299,13 @@ class RowChecker:
         if not self.bad.any():
             return np.ones(len(self.bad), dtype=bool), []
         idx = np.flatnonzero(self.bad)
-        idx = idx[np.argsort(self.where[idx], kind="stable")]
+        w = self.where
+        where = (w.start + idx * w.step) if isinstance(w, range) else w[idx]
+        order = np.argsort(where, kind="stable")
+        idx, where = idx[order], where[order]
         if not skip_bad:
-            idx = idx[:1]
-        shown = self.where[idx] if self.line_of is None else self.line_of(self.where[idx])
+            idx, where = idx[:1], where[:1]
+        shown = where if self.line_of is None else self.line_of(where)
         errs = [InputError(self.path, str(self.reason[i]), None if n is None else int(n),
                            self.field[i], unit=self.unit) for i, n in zip(idx, shown)]
         if not skip_bad:
@@ -313,8 +323,11 @@ def parse_times(values, *, iso_only: bool = False) -> tuple[np.ndarray, np.ndarr
     s = s.reset_index(drop=True)
     if not iso_only and pd.api.types.is_numeric_dtype(s.dtype) \
             and not pd.api.types.is_bool_dtype(s.dtype):
-        out = ms_to_s(s.to_numpy(dtype="float64", na_value=np.nan))
-        return np.where(np.isfinite(out), out, np.nan), np.isinf(out)
+        out = ms_to_s(s.to_numpy(dtype="float64", na_value=np.nan))  # a new array
+        bad = np.isinf(out)
+        if bad.any():
+            out[bad] = np.nan
+        return out, bad
     present = s.notna().to_numpy()
     if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
         present = present & s.astype(str).str.strip().ne("").to_numpy()

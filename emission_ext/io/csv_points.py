@@ -131,7 +131,7 @@ def points_from_arrow(path: str, table, cols: dict[str, str], user_id: str | Non
         callers read the file again with ``read_csv_points(..., arrow=False)`` for the exact
         message (or to skip the bad rows).
     """
-    line = np.arange(table.num_rows, dtype="int64") + 2
+    line = range(2, table.num_rows + 2)  # the first row is on line 2 (no array of them)
     return _checked(path, table, cols, line, False, user_id, False, arrow=True)
 
 
@@ -162,24 +162,30 @@ def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bo
     chk.flag(t_bad, cols["ts"], "bad timestamp {value!r} (expected unix seconds or ISO-8601)",
              raw_ts)
     chk.flag(np.isnan(t), cols["ts"], "missing timestamp")
-    raw_lat, raw_lon = col(cols["lat"]), col(cols["lon"])
-    lat, lat_nn = to_float(raw_lat, comma)
-    lon, lon_nn = to_float(raw_lon, comma)
-    chk.check_coords(lat, lon, raw_lat, raw_lon, cols["lat"], cols["lon"], lat_nn, lon_nn)
-    del raw_lat, raw_lon
+    def number(name):  # (float64 values, not-a-number mask or None)
+        if arrow:  # typed float64 by read_arrow: nothing to convert, no text to check; the
+            # table's own (read-only) memory, not a copy: no fresh pages in a worker
+            return df.column(name).to_numpy(), None
+        return to_float(col(name), comma)
+
+    (lat, lat_nn), (lon, lon_nn) = number(cols["lat"]), number(cols["lon"])
+    chk.check_coords(lat, lon, None if arrow else col(cols["lat"]),
+                     None if arrow else col(cols["lon"]), cols["lat"], cols["lon"], lat_nn, lon_nn)
     opt = {}
     for name in ("accuracy_m", "speed_mps", "heading"):
         if name in cols:
-            raw = col(cols[name])
-            v, nn = to_float(raw, comma)
-            chk.flag(nn, cols[name], "not a number: {value!r}", raw)
+            v, nn = number(cols[name])
+            if nn is not None:
+                chk.flag(nn, cols[name], "not a number: {value!r}", col(cols[name]))
             opt[name] = v
         else:
             opt[name] = np.full(n, np.nan)
     chk.flag(opt["accuracy_m"] < 0, cols.get("accuracy_m", "accuracy"),
              "negative accuracy {value}", opt["accuracy_m"])
-    opt["speed_mps"][opt["speed_mps"] < 0] = np.nan  # devices write -1 for "unknown"
-    opt["heading"][opt["heading"] < 0] = np.nan
+    for name in ("speed_mps", "heading"):  # devices write -1 for "unknown"
+        neg = opt[name] < 0
+        if neg.any():  # a new array: the values may be the parsed table's, read-only
+            opt[name] = np.where(neg, np.nan, opt[name])
     keep, problems = chk.report(skip_bad)
 
     data = {"user_id": uid.astype(schema.STR).array, "ts": t, "lat": lat, "lon": lon, **opt}

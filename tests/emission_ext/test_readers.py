@@ -584,3 +584,50 @@ def test_csv_fast_path_trims_ids_only_when_needed(tmp_path):
                           "b,1700000030,46.1,-1.1\n")
     table, cols = read_arrow(str(path))
     assert table.column(cols["user_id"]).to_pylist() == ["a", "b"]
+
+
+def test_row_checker_numbers_rows_from_a_range():
+    from emission_ext.io._common import RowChecker
+
+    chk = RowChecker("f.csv", range(2, 7))  # rows on lines 2..6, no array of them
+    chk.flag(np.array([False, False, True, False, True]), "lat", "bad {value}",
+             np.array([0.0, 0.0, 95.0, 0.0, 99.0]))
+    keep, errs = chk.report(skip_bad=True)
+    assert keep.tolist() == [True, True, False, True, False]
+    assert [(e.line, e.field) for e in errs] == [(4, "lat"), (6, "lat")]
+    assert "bad 95.0" in str(errs[0])
+    with pytest.raises(InputError) as exc:
+        chk.report(skip_bad=False)
+    assert exc.value.line == 4
+
+
+def test_ms_to_s_and_parse_times_mixed_units():
+    from emission_ext.io._common import MS_THRESHOLD, ms_to_s, parse_times
+
+    v = np.array([1.7e9, 1.7e12, np.nan, 1.7e9 + 0.5, 1.7e12 + 1.0])
+    want = np.where(v > MS_THRESHOLD, v / 1000.0, v)
+    for x in (v, v[[0, 3]], v[[1, 4]]):  # mixed, seconds only, milliseconds only
+        got = ms_to_s(x)
+        np.testing.assert_array_equal(got, np.where(x > MS_THRESHOLD, x / 1000.0, x))
+        assert not np.shares_memory(got, x)  # a new array, as callers write into it
+    np.testing.assert_array_equal(ms_to_s(v), want)
+    t, bad = parse_times(pd.Series([1.7e9, np.inf, np.nan, 1.7e12]))
+    np.testing.assert_array_equal(t, [1.7e9, np.nan, np.nan, 1.7e9])
+    assert bad.tolist() == [False, True, False, False]
+
+
+def test_csv_fast_path_keeps_the_parsed_numbers_without_a_copy(tmp_path):
+    from emission_ext.io.csv_arrow import read_arrow
+    from emission_ext.io.csv_points import points_from_arrow
+
+    path = _csv(tmp_path, "user_id,ts,lat,lon,speed,heading\n"
+                          "a,1700000000,46.1,-1.1,-1,10\na,1700000030,46.2,-1.2,3,-1\n")
+    table, cols = read_arrow(str(path))
+    pts = points_from_arrow(str(path), table, cols).points
+    # no fresh copy of the columns that need no change: a forked worker touches no new pages
+    for c in ("lat", "lon"):
+        assert np.shares_memory(pts[c].to_numpy(), table.column(cols[c]).chunk(0).buffers()[1])
+    # -1 (unknown) still becomes NaN, in a new array (the table's memory is read-only)
+    np.testing.assert_array_equal(pts["speed_mps"].to_numpy(), [np.nan, 3.0])
+    np.testing.assert_array_equal(pts["heading"].to_numpy(), [10.0, np.nan])
+    assert table.column(cols["speed_mps"]).to_pylist() == [-1.0, 3.0]
