@@ -127,6 +127,25 @@ def huge_page_heap(nbytes: int = HUGE_HEAP_BYTES) -> bool:
         return False
 
 
+def arrow_on_heap() -> None:
+    """From here on, Arrow allocates from the C allocator (its system pool) instead of
+    jemalloc; call once the CSV parse is done (its table stays where it is).
+
+    Why: segmentation and writing make and drop Arrow buffers (user ids, compute results,
+    the WKT text, the CSV writer's output), a few MB each. jemalloc, set to hand freed pages
+    back at once (:func:`keep_freed_memory`), made each of them fresh pages again; glibc keeps
+    what is freed (:func:`keep_freed_memory`) and the next buffer reuses it, in the workers'
+    huge pages (:func:`huge_page_heap`). On 1M points: ~18,000 fewer page faults per run
+    (76,000 -> 58,000), CPU 1.187 -> 1.153 s, wall 0.684 -> 0.659 s (10 interleaved runs).
+    """
+    try:
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+    except (ImportError, AttributeError):
+        pass
+
+
 def _before_fork() -> None:
     """Make the pages parent and children share cheap to keep apart: free heap pages go back
     to the system (reused ones would be copied on write in each process) and Python objects
@@ -487,6 +506,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     # a parsed CSV sorted by user: each worker checks its own rows (no fault: the same
     # points table as one process; a fault: read again below with pandas, for the message)
     parsed = prefetch.result() if prefetch is not None and jobs != 1 else None
+    arrow_on_heap()  # the parse is over (or never started)
     split = split_table(*parsed, jobs, prefetch.user_starts()) if parsed is not None else None
     if split is not None:
         from ..io.csv_points import points_from_arrow

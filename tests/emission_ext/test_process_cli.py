@@ -246,3 +246,44 @@ def test_append_part_files(tmp_path, monkeypatch, kernel_copy):
         for k in range(1, len(parts)):
             _append(tmp_path / str(k), fh)
     assert (tmp_path / "0").read_bytes() == b"".join(parts)
+
+
+def test_arrow_on_heap_makes_the_system_pool_the_default():
+    pa = pytest.importorskip("pyarrow")
+    from emission_ext.commands.process import arrow_on_heap
+
+    before = pa.default_memory_pool()
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool() if before.backend_name != "jemalloc"
+                           else pa.mimalloc_memory_pool())
+        arrow_on_heap()
+        assert pa.default_memory_pool().backend_name == "system"
+    except NotImplementedError:
+        pytest.skip("pyarrow built without a second allocator")
+    finally:
+        pa.set_memory_pool(before)
+
+
+def test_background_parse_uses_one_thread_on_two_cores(monkeypatch):
+    import os
+
+    from emission_ext.io import csv_arrow
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no sched_getaffinity")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert csv_arrow.parse_threads() is False
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert csv_arrow.parse_threads() is True
+
+
+def test_background_parse_one_thread_gives_the_same_table(tmp_path):
+    from emission_ext.io.csv_arrow import read_arrow
+
+    rows = "".join(f"u{i // 700:02d},{1.7e9 + i},{46 + i * 1e-5},{-1 - i * 1e-5}\n"
+                   for i in range(5000))
+    path = tmp_path / "p.csv"
+    path.write_text("user_id,ts,lat,lon\n" + rows)
+    one, cols = read_arrow(str(path), use_threads=False)
+    many, _ = read_arrow(str(path), use_threads=True)
+    assert one.equals(many) and cols["lat"] == "lat"
