@@ -30,14 +30,21 @@ def sort_by_user_time(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
     One int64 key (user code and microseconds since the earliest fix) sorted once, instead
     of a two-key lexsort; falls back to lexsort when the key would overflow.
     """
+    order = _user_time_order(codes, ts_ns)
+    return np.arange(codes.size) if order is None else order
+
+
+def _user_time_order(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray | None:
+    """:func:`sort_by_user_time`, or None when the points are in order already (the caller
+    can then use slices instead of gathering by an identity index)."""
     if codes.size == 0:
-        return np.empty(0, np.int64)
+        return None
     us = (ts_ns - ts_ns.min()) // 1000
     span = int(us.max()) + 1
     if (int(codes.max()) + 1) * span < 2 ** 62:
         key = codes.astype(np.int64) * span + us
         if np.all(key[1:] >= key[:-1]):
-            return np.arange(codes.size)
+            return None
         return np.argsort(key, kind="stable")
     return np.lexsort((ts_ns, codes))
 
@@ -243,13 +250,22 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
     codes, users = codes
     codes = codes.astype(np.int32)
     tsi = np.where(tsv, 0, pts["ts"].to_numpy(dtype="datetime64[ns]").astype("int64"))
-    # order the valid points by (user, time)
-    valid_idx = np.flatnonzero(~invalid)
-    order = valid_idx[sort_by_user_time(codes[valid_idx], tsi[valid_idx])]
+    # order the valid points by (user, time); ``ident``: every point valid and in order
+    # already (the usual case), so ``order`` is 0..n-1 and gathers by it become the arrays
+    # themselves (and slices below), with the same values
+    if invalid.any():
+        valid_idx = np.flatnonzero(~invalid)
+        o = _user_time_order(codes[valid_idx], tsi[valid_idx])
+        order, ident = (valid_idx if o is None else valid_idx[o]), False
+    else:
+        o = _user_time_order(codes, tsi)
+        ident = o is None
+        order = np.arange(n) if ident else o
     # duplicates: same user and timestamp; keep the most accurate one
-    c_o, t_o = codes[order], tsi[order]
+    c_o, t_o = (codes, tsi) if ident else (codes[order], tsi[order])
     new_key = np.r_[True, (c_o[1:] != c_o[:-1]) | (t_o[1:] != t_o[:-1])]
     if not new_key.all():
+        ident = False
         acc_o = acc[order]
         acc_o = np.where(np.isfinite(acc_o), acc_o, np.inf)
         run = np.cumsum(new_key) - 1
@@ -260,14 +276,20 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
         keep[cand[first]] = True
         reason[order[~keep]] = 2
         order = order[keep]
-    bad_acc = np.isfinite(acc[order]) & (acc[order] > params.max_accuracy_m)
-    reason[order[bad_acc]] = 3
+    acc_o = acc if ident else acc[order]
+    bad_acc = np.isfinite(acc_o) & (acc_o > params.max_accuracy_m)
+    if bad_acc.any():
+        reason[order[bad_acc]] = 3
+        keep_idx, ident = order[~bad_acc], False
+    else:
+        keep_idx = order
 
     # jump removal on the surviving points, in (user, ts) order, a block of users at a time
     # (bounded memory: the work arrays never exceed BLOCK_POINTS points)
-    keep_idx = order[~bad_acc]
     t_all = tsi.astype("float64") / 1e9
-    cut = np.flatnonzero(np.r_[True, codes[keep_idx][1:] != codes[keep_idx][:-1]])
+    kc = codes if ident else codes[keep_idx]
+    cut = np.flatnonzero(np.r_[True, kc[1:] != kc[:-1]])
+    del kc
     blocks, start = [], 0
     for u in range(1, cut.size + 1):  # one iteration per user
         end = cut[u] if u < cut.size else keep_idx.size
@@ -275,24 +297,34 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
             lo_i = cut[start]
             blocks.append((lo_i, end))
             start = u
-    kept = []
+    kept, contiguous = [], ident  # keep_idx is 0..n-1: a block's rows are a slice
     for lo_i, hi_i in blocks:
         idx = keep_idx[lo_i:hi_i]
         jm_all = np.zeros(idx.size, dtype=bool)
         for _ in range(max(0, params.jump_passes)):
-            cur = idx[~jm_all]
-            if cur.size < 3:
-                break
-            jm = _jump_pass(lat[cur], lon[cur], t_all[cur], codes[cur], params)
+            if contiguous and not jm_all.any():  # rows lo_i..hi_i themselves: views
+                if idx.size < 3:
+                    break
+                sl = slice(lo_i, hi_i)
+                jm = _jump_pass(lat[sl], lon[sl], t_all[sl], codes[sl], params)
+            else:
+                cur = idx[~jm_all]
+                if cur.size < 3:
+                    break
+                jm = _jump_pass(lat[cur], lon[cur], t_all[cur], codes[cur], params)
             if not jm.any():
                 break
             jm_all[np.flatnonzero(~jm_all)[jm]] = True
-        reason[idx[jm_all]] = 4
-        kept.append(idx[~jm_all])
+        if jm_all.any():
+            reason[idx[jm_all]] = 4
+            kept.append(idx[~jm_all])
+            ident = False
+        else:
+            kept.append(idx)
     keep_idx = np.concatenate(kept) if kept else keep_idx
 
     removed_mask = reason > 0
-    if keep_idx.size == n and np.all(keep_idx[1:] > keep_idx[:-1]):
+    if ident or (keep_idx.size == n and np.all(keep_idx[1:] > keep_idx[:-1])):
         clean = pts.reset_index(drop=True)  # nothing dropped, already in order: no copy
     else:
         clean = pts.iloc[keep_idx].reset_index(drop=True)
@@ -301,7 +333,7 @@ def clean_points_coded(points: pd.DataFrame, params: CleanParams = CleanParams()
     removed["reason"] = pd.Series(names[reason[removed_mask]], index=removed.index, dtype="str")
     coded = None
     if keep_idx.size:  # the kept users, renumbered 0..U-1 in order (as user_codes numbers them)
-        kc = codes[keep_idx].astype(np.intp)
+        kc = (codes if ident else codes[keep_idx]).astype(np.intp)
         present = np.flatnonzero(np.bincount(kc, minlength=len(users)))
         if present.size == len(users):
             coded = (kc, users)

@@ -112,3 +112,33 @@ def test_segment_user_with_reader_codes_equals_without(tmp_path):
     b = segment_user(raw.points, labelled=False)
     for name in ("trips", "sections", "places"):
         pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def test_points_in_order_are_cleaned_without_gathering_them(monkeypatch):
+    """Valid points already in (user, time) order take views of their own arrays (no copy
+    by an identity index), and come out as the same points reordered input gives."""
+    import pipeline.clean as C
+
+    t = np.arange(0, 900, 30.0)
+    x = 10.0 * t
+    x[12] += 20_000  # a jump
+    pts = pd.concat([frame(t, x, np.zeros_like(t), user="a"),
+                     frame(t, 5.0 * t, np.zeros_like(t), user="b")], ignore_index=True)
+    pts = C.as_points(pts)  # schema-typed, as a reader gives it: cleaned without a copy
+    lat = pts["lat"].to_numpy()
+    shared = []
+    real = C._jump_pass
+
+    def spy(la, lo, tt, cc, params):
+        shared.append(np.shares_memory(la, lat))
+        return real(la, lo, tt, cc, params)
+
+    monkeypatch.setattr(C, "_jump_pass", spy)
+    clean, removed, coded = C.clean_points_coded(pts)
+    assert shared[0]  # first pass: a view of the input's own latitudes
+    assert list(removed["reason"]) == ["jump"] and len(clean) == len(pts) - 1
+    shuffled = pts.sample(frac=1.0, random_state=3)  # the gathering path
+    clean2, removed2, coded2 = C.clean_points_coded(shuffled)
+    pd.testing.assert_frame_equal(clean, clean2)
+    assert np.array_equal(coded[0], coded2[0]) and list(coded[1]) == list(coded2[1])
+    assert list(removed2["reason"]) == ["jump"]
