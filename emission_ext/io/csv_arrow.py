@@ -173,18 +173,21 @@ class Prefetch:
     """:func:`read_arrow` running in a background thread (pyarrow releases the GIL).
 
     ``Prefetch(path).result()`` waits for it and returns what :func:`read_arrow` returned.
+    ``then``: a function the thread calls after the parse (and :func:`user_starts`), while the
+    main thread may still be importing (``process`` trims the C heap there).
     The parse starts as soon as ``pyarrow.csv`` is loaded: ``pyarrow.compute`` (~25 ms,
     wanted only after the parse, by :func:`user_starts`) loads in the thread after it, or in
     the main thread if pandas asks for it first (the import system makes one wait for the
     other).
     """
 
-    def __init__(self, path: str, user_id_given: bool = False):
+    def __init__(self, path: str, user_id_given: bool = False, then=None):
         import pyarrow.csv  # noqa: F401 - imported here, not in the thread (import locks)
 
         self.path = str(path)
         self._out = None
         self._starts = None
+        self._then = then
         self._thread = threading.Thread(target=self._run, args=(user_id_given,), daemon=True)
         self._thread.start()
 
@@ -196,6 +199,11 @@ class Prefetch:
             except Exception:  # noqa: BLE001 - computed again (and failing) where needed
                 self._starts = None
         self._out = out
+        if self._then is not None:  # ``then``: called in the thread once the parse is over
+            try:
+                self._then()
+            except Exception:  # noqa: BLE001 - an optional extra, never the parse's result
+                pass
 
     def result(self):
         self._thread.join()

@@ -287,3 +287,28 @@ def test_background_parse_one_thread_gives_the_same_table(tmp_path):
     one, cols = read_arrow(str(path), use_threads=False)
     many, _ = read_arrow(str(path), use_threads=True)
     assert one.equals(many) and cols["lat"] == "lat"
+
+
+def test_background_parse_calls_then_in_its_thread_after_the_parse(tmp_path, monkeypatch):
+    import threading
+
+    from emission_ext.commands.process import prefetch_csv, trim_heap
+    from emission_ext.io import csv_arrow
+    from emission_ext.io.csv_arrow import Prefetch
+
+    path = tmp_path / "p.csv"
+    path.write_text("user_id,ts,lat,lon\na,1700000000,46.1,-1.1\nb,1700000030,46.1,-1.1\n")
+    seen = []
+    real = csv_arrow.read_arrow
+    monkeypatch.setattr(csv_arrow, "read_arrow",
+                        lambda *a, **k: seen.append("parse") or real(*a, **k))
+    pre = Prefetch(str(path), then=lambda: seen.append(threading.current_thread()))
+    table, cols = pre.result()
+    assert seen[0] == "parse" and len(seen) == 2  # then: once, after the parse
+    assert seen[1] is not threading.main_thread()
+    assert table.num_rows == 2 and list(pre.user_starts()) == [0, 1]
+    monkeypatch.undo()
+    boom = Prefetch(str(path), then=lambda: 1 / 0)  # a failing extra never loses the parse
+    assert boom.result()[0].num_rows == 2
+    assert prefetch_csv([path], "csv")._then is trim_heap
+    trim_heap()  # harmless anywhere
