@@ -520,8 +520,11 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
     # points table as one process; a fault: read again below with pandas, for the message)
     parsed = prefetch.result() if prefetch is not None and jobs != 1 else None
     arrow_on_heap()  # the parse is over (or never started)
-    split = split_table(*parsed, jobs, prefetch.user_starts()) if parsed is not None else None
+    starts = prefetch.user_starts() if parsed is not None else None
+    split = split_table(*parsed, jobs, starts) if parsed is not None else None
     if split is not None:
+        import numpy as np
+
         from ..io.csv_points import points_from_arrow
 
         (parts, n_users), (table, cols), skipped, motion = split, parsed, 0, None
@@ -532,8 +535,11 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs):
         def part(k):
             if not box:  # a worker failed after the parent let the file go: start again
                 raise _Retry
-            rows = box[0].slice(parts[k], parts[k + 1] - parts[k])
-            raw = points_from_arrow(str(inputs[0]), rows, cols)
+            a, b = parts[k], parts[k + 1]
+            rows = box[0].slice(a, b - a)
+            # this run's users start where the whole parse's do (parts cut between users)
+            mine = starts[np.searchsorted(starts, a):np.searchsorted(starts, b)] - a
+            raw = points_from_arrow(str(inputs[0]), rows, cols, user_starts=mine)
             box.clear()
             return raw.points, raw.user_codes
 

@@ -123,11 +123,18 @@ def finish_table(df: pd.DataFrame | dict, name: str) -> tuple[pd.DataFrame, int]
     return table, dropped
 
 
-def finish_table_coded(df: pd.DataFrame | dict, name: str
+def finish_table_coded(df: pd.DataFrame | dict, name: str, user_starts=None
                        ) -> tuple[pd.DataFrame, int, tuple[np.ndarray, pd.Index] | None]:
     """:func:`finish_table`, plus the user codes it computed on the way (see
     :attr:`RawData.user_codes`): ``(codes, users)`` of the returned table's ``user_id``, or
-    None for a table of fewer than two rows."""
+    None for a table of fewer than two rows.
+
+    ``user_starts``: the first row of each run of equal user ids, when the caller knows
+    the ids are sorted (rising at every run's start, as
+    :func:`~emission_ext.io.csv_arrow.user_starts` checked on the parse): the user codes
+    are then spelled out from it (:func:`codes_from_starts`) instead of comparing a
+    million ids again (~5 ms per 500,000 rows).
+    """
     t = schema.table(name)
     own = isinstance(df, dict)  # then the columns are ours alone: no copy of them
     if own:
@@ -144,7 +151,10 @@ def finish_table_coded(df: pd.DataFrame | dict, name: str
             if k == "ts":
                 arrs.append(pd.DatetimeIndex(df[k]).as_unit("ns").asi8)
             else:  # = pd.factorize(sort=True), in one pass over ids already in order
-                codes, uniques = user_codes(df[k])
+                if k == "user_id" and user_starts is not None:  # known runs: no comparisons
+                    codes, uniques = codes_from_starts(df[k], user_starts)
+                else:
+                    codes, uniques = user_codes(df[k])
                 if k == "user_id":
                     users = uniques
                 arrs.append(codes)
@@ -171,6 +181,18 @@ def finish_table_coded(df: pd.DataFrame | dict, name: str
     # exactly the table's key, validate need not sort the million rows again to look for one
     unique = n0 <= 1 or set(keys) == set(t.key)
     return schema.validate(df, name, check_key=not unique), n0 - len(df), coded
+
+
+def codes_from_starts(user_id: pd.Series, starts) -> tuple[np.ndarray, pd.Index]:
+    """:func:`pipeline.clean.user_codes` of ids sorted in runs starting at rows ``starts``
+    (rising, the first 0, each run's id above the previous one's): ``(codes, users)``
+    without looking at the ids again, but for the one per run that names it."""
+    starts = np.asarray(starts, dtype=np.intp)
+    n = len(user_id)
+    if starts.size == 0 or starts[0] != 0 or starts[-1] >= n:
+        raise ValueError(f"user run starts do not fit {n} rows")
+    codes = np.repeat(np.arange(starts.size, dtype=np.intp), np.diff(np.r_[starts, n]))
+    return codes, pd.Index(user_id.iloc[starts].array, dtype=user_id.dtype)
 
 
 def const_str(value: str, n: int) -> pd.api.extensions.ExtensionArray | np.ndarray:

@@ -119,10 +119,12 @@ def read_csv_points(path: str | Path, skip_bad: bool = False, user_id: str | Non
     return _checked(path, df, cols, line, skip_bad, user_id, sep == ";")
 
 
-def points_from_arrow(path: str, table, cols: dict[str, str], user_id: str | None = None
-                      ) -> RawData:
+def points_from_arrow(path: str, table, cols: dict[str, str], user_id: str | None = None,
+                      user_starts=None) -> RawData:
     """Check the rows of a pyarrow-parsed CSV (:func:`.csv_arrow.read_arrow`), or of a slice
-    of its rows, and build the points table.
+    of its rows, and build the points table. ``user_starts``: the first row of each user's
+    run in ``table``, when known sorted (:func:`.csv_arrow.user_starts` of the whole parse,
+    shifted to the slice): the user codes are then taken from it.
 
     Raises
     ------
@@ -132,11 +134,13 @@ def points_from_arrow(path: str, table, cols: dict[str, str], user_id: str | Non
         message (or to skip the bad rows).
     """
     line = range(2, table.num_rows + 2)  # the first row is on line 2 (no array of them)
-    return _checked(path, table, cols, line, False, user_id, False, arrow=True)
+    return _checked(path, table, cols, line, False, user_id, False, arrow=True,
+                    user_starts=None if user_id is not None else user_starts)
 
 
 def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bool,
-             user_id: str | None, comma: bool, arrow: bool = False) -> RawData:
+             user_id: str | None, comma: bool, arrow: bool = False, user_starts=None
+             ) -> RawData:
     """Check the rows of ``df`` (a DataFrame, or a pyarrow Table when ``arrow``) over whole
     columns, raise the first fault or drop the bad rows, and build the points table."""
     n = df.num_rows if arrow else len(df)
@@ -192,9 +196,11 @@ def _checked(path: str, df, cols: dict[str, str], line: np.ndarray, skip_bad: bo
     del df, uid, t, lat, lon, opt, raw_ts, chk  # from here on the values live in data only
     if not keep.all():
         data = {k: v[keep] for k, v in data.items()}
+        user_starts = None  # rows dropped: the runs moved
     data["source"] = const_str("csv", int(keep.sum()))
     out = RawData(problems=problems, skipped=len(problems))
-    out.points, out.duplicates, out.user_codes = finish_table_coded(data, "points")
+    out.points, out.duplicates, out.user_codes = finish_table_coded(data, "points",
+                                                                    user_starts=user_starts)
     users = out.user_codes[1] if out.user_codes else user_codes(out.points["user_id"])[1]
     out.tz = {u: schema.DEFAULT_TZ for u in users}
     return out

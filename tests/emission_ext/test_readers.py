@@ -631,3 +631,30 @@ def test_csv_fast_path_keeps_the_parsed_numbers_without_a_copy(tmp_path):
     np.testing.assert_array_equal(pts["speed_mps"].to_numpy(), [np.nan, 3.0])
     np.testing.assert_array_equal(pts["heading"].to_numpy(), [10.0, np.nan])
     assert table.column(cols["speed_mps"]).to_pylist() == [-1.0, 3.0]
+
+
+def test_codes_from_known_user_runs_equal_user_codes(tmp_path):
+    from emission_ext.io._common import codes_from_starts
+    from emission_ext.io.csv_arrow import read_arrow, user_starts
+    from emission_ext.io.csv_points import points_from_arrow
+    from pipeline.clean import user_codes
+
+    ids = pd.Series(pd.array(["007", "007", "010", "2", "2", "2"], dtype=schema.STR))
+    codes, users = codes_from_starts(ids, [0, 2, 3])
+    want_codes, want_users = user_codes(ids)
+    assert codes.tolist() == want_codes.tolist() and users.equals(want_users)
+    assert users.dtype == want_users.dtype
+    for bad in ([], [1, 3], [0, 6]):
+        with pytest.raises(ValueError):
+            codes_from_starts(ids, bad)
+    rows = "".join(f"u{u},{1.7e9 + 30 * i},46.1,-1.1\n" for u in (1, 2, 3) for i in range(4))
+    path = _csv(tmp_path, "user_id,ts,lat,lon\n" + rows)
+    table, cols = read_arrow(str(path))
+    starts = user_starts(table, cols)
+    part = table.slice(4, 8)  # users u2 and u3, as a worker of `process` gets them
+    mine = starts[(starts >= 4) & (starts < 12)] - 4
+    given = points_from_arrow(str(path), part, cols, user_starts=mine)
+    found = points_from_arrow(str(path), part, cols)
+    pd.testing.assert_frame_equal(given.points, found.points)
+    assert given.user_codes[0].tolist() == found.user_codes[0].tolist() == [0] * 4 + [1] * 4
+    assert given.user_codes[1].equals(found.user_codes[1])
