@@ -145,11 +145,15 @@ def user_starts(table, cols: dict[str, str]):
     # one chunk already (read_arrow), ids stripped as checked; combine_chunks would copy it
     uid = uid.chunk(0) if uid.num_chunks == 1 else uid.combine_chunks()
     a, b = uid.slice(0, n - 1), uid.slice(1)
-    at = np.flatnonzero(pc.not_equal(a, b).to_numpy(zero_copy_only=False))
-    idx = pa.array(at)
+    idx = pc.indices_nonzero(pc.not_equal(a, b))  # where the id changes
     if pc.all(pc.less(a.take(idx), b.take(idx))).as_py() is False:  # sorted: rising at changes
         return None
-    return np.r_[0, at + 1]
+    # read from the buffer: Array.to_numpy and pa.array(ndarray) import pandas (pyarrow looks
+    # for pandas types first), and in the background parse they then waited for the main
+    # thread to finish importing it (~10-30 ms more before the parse's result was ready)
+    at = (np.frombuffer(idx.buffers()[1], np.uint64, len(idx), idx.offset * 8) if len(idx)
+          else np.empty(0, np.uint64))
+    return np.r_[0, at.astype(np.int64) + 1]
 
 
 def parse_threads() -> bool:

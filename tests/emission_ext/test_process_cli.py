@@ -312,3 +312,17 @@ def test_background_parse_calls_then_in_its_thread_after_the_parse(tmp_path, mon
     assert boom.result()[0].num_rows == 2
     assert prefetch_csv([path], "csv")._then is trim_heap
     trim_heap()  # harmless anywhere
+
+
+def test_user_starts_does_not_import_pandas(tmp_path):
+    """The background parse finds the users' runs without pandas (which the main thread is
+    importing meanwhile: asking for it made the parse wait for that import)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.csv"
+    path.write_text("user_id,ts,lat,lon\na,1,46.1,-1.1\na,2,46.1,-1.1\nb,3,46.1,-1.1\n")
+    code = ("import sys\nfrom emission_ext.io.csv_arrow import read_arrow, user_starts\n"
+            f"t = read_arrow({str(path)!r})\nprint(user_starts(*t).tolist(), 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[0,", "2]", "False"]
