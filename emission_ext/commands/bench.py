@@ -5,7 +5,9 @@ measured figure. Both tools get the same CSV and each runs in its own child proc
 ``emission-ext process CSV --out DIR`` (read, clean, trips, sections, places, write CSVs);
 trackintel's is ``generate_staypoints`` (sliding, 100 m, 5 min) + ``generate_triplegs`` +
 ``generate_trips``, run by ``--trackintel-python`` (a separate venv, ``.venv-bench``, because
-trackintel is a benchmark-only dependency that may need another pandas).
+trackintel is a benchmark-only dependency that may need another pandas). Each tool runs twice
+(:func:`emission_ext.bench.harness.measure`): its time comes from a run the memory sampler does
+not disturb, its peak memory from a second, sampled run.
 """
 from __future__ import annotations
 
@@ -41,8 +43,11 @@ def _machine() -> str:
 
 
 def _figures(r, n: int) -> str:
-    """One line of a run's figures: wall, points/s, CPU, memory of its process tree."""
-    return (f"{r.wall_s:8.2f} s  {n / r.wall_s:12,.0f} points/s  CPU {r.cpu_s:6.2f} s  "
+    """One line of a run's figures: wall, points/s, CPU, memory of its process tree (and the
+    wall time of each timed run, when there were several)."""
+    runs = (f" (median of {len(r.wall_runs)} runs: {', '.join(f'{w:.2f}' for w in r.wall_runs)} s)"
+            if len(r.wall_runs) > 1 else "")
+    return (f"{r.wall_s:8.2f} s{runs}  {n / r.wall_s:12,.0f} points/s  CPU {r.cpu_s:6.2f} s  "
             f"{r.processes} process{'es' if r.processes > 1 else ''}, peak memory: "
             f"PSS {r.tree_pss_mb:5.0f} MiB (sum over processes), RSS {r.tree_rss_mb:5.0f} MiB "
             f"(sum; shared pages counted per process), largest process {r.peak_rss_mb:5.0f} MiB")
@@ -85,10 +90,15 @@ def setup_trackintel_venv(path: Path) -> Path:
 @click.option("--generator", type=click.Choice(["simple", "synth"]), default="simple", show_default=True,
               help="simple: built-in Android-like generator (seconds for 1M points); synth: the "
                    "synthetic La Rochelle world (realistic, but ~1k points/s to generate).")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed runs of each tool (medians reported), after one run sampling its memory.")
 def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_trackintel,
-                 skip_trackintel, generator):
-    """Time ours vs trackintel on the same CSV; print time, points/s, peak RSS and the ratio."""
-    from ..bench.harness import run_measured
+                 skip_trackintel, generator, repeat):
+    """Time ours vs trackintel on the same CSV; print time, points/s, peak RSS and the ratio.
+
+    Each tool runs once with its memory sampled (which also warms the page cache), then
+    ``--repeat`` times unobserved: the times printed are the medians of those runs."""
+    from ..bench.harness import measure
     from ..bench.points import write_bench_csv
 
     out = Path(out_dir)
@@ -102,11 +112,17 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
         n = sum(1 for _ in fh) - 1
     click.echo(f"machine: {_machine()}")
 
-    exe = shutil.which("emission-ext") or str(Path(sys.executable).with_name("emission-ext"))
+    # this installation's command (not another one found first on PATH)
+    exe = Path(sys.executable).with_name("emission-ext")
+    exe = str(exe) if exe.exists() else shutil.which("emission-ext") or "emission-ext"
     _compile_package()
-    ours = run_measured("emission-ext process",
-                        [exe, "process", str(csv_path), "--format", "csv", "--no-modes",
-                         "--out", str(out / "ours")])
+
+    def fresh_outputs():  # every run writes into an empty folder (no files to replace)
+        shutil.rmtree(out / "ours", ignore_errors=True)
+
+    ours = measure("emission-ext process",
+                   [exe, "process", str(csv_path), "--format", "csv", "--no-modes",
+                    "--out", str(out / "ours")], before=fresh_outputs, repeat=repeat)
     if ours.returncode != 0:
         raise ConfigError(f"emission-ext process failed: {ours.stderr.strip()[-500:]}")
     click.echo(ours.stdout.strip())
@@ -126,7 +142,7 @@ def segmentation(n_points, n_users, csv_path, out_dir, seed, ti_python, setup_tr
         raise ConfigError(f"{py}: no trackintel interpreter; pass --trackintel-python or "
                           "--setup-trackintel (or --skip-trackintel)")
     job = Path(__file__).resolve().parent.parent / "bench" / "trackintel_job.py"
-    ti = run_measured("trackintel", [str(py), str(job), str(csv_path)])
+    ti = measure("trackintel", [str(py), str(job), str(csv_path)], repeat=repeat)
     if ti.returncode != 0:
         raise ConfigError(f"trackintel run failed: {ti.stderr.strip()[-800:]}")
     info = json.loads(ti.stdout.strip().splitlines()[-1])

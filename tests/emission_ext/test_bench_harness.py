@@ -34,3 +34,21 @@ def test_tree_memory_and_cpu_include_a_forked_child():
     assert r.tree_rss_mb >= r.peak_rss_mb
     # the child's busy loop is in the CPU time (reaped by the parent)
     assert r.cpu_s >= 0.35
+
+
+def test_measure_times_an_unsampled_run_and_samples_a_second(tmp_path):
+    from emission_ext.bench.harness import measure
+
+    runs = tmp_path / "runs"
+    script = (f"import numpy as np, time; open({str(runs)!r}, 'a').write('x'); "
+              "a = np.ones(12_500_000); time.sleep(0.3)")  # 100 MB for 0.3 s
+    cleared = []
+    r = measure("alloc", [sys.executable, "-c", script], before=lambda: cleared.append(1),
+                repeat=2)
+    # one sampled run, then two timed ones: the median of their wall times
+    assert r.returncode == 0 and runs.read_text() == "xxx" and cleared == [1, 1, 1]
+    assert len(r.wall_runs) == 2 and r.wall_s == sum(r.wall_runs) / 2 >= 0.3
+    assert r.tree_pss_mb > 90 and r.tree_rss_mb >= r.peak_rss_mb > 90
+    unsampled = run_measured("alloc", [sys.executable, "-c", script], sample_memory=False)
+    assert unsampled.tree_pss_mb != unsampled.tree_pss_mb  # NaN: nothing sampled
+    assert unsampled.peak_rss_mb > 90  # ru_maxrss still known
