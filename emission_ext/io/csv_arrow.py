@@ -1,7 +1,8 @@
-"""Fast path of the CSV point reader: pyarrow's multithreaded C++ parser, startable early.
+"""Fast path of the CSV point reader: pyarrow's C++ parser, startable early.
 
 Why: a million-point CSV takes ~0.2 s to parse with pandas, about as long as importing
-pandas itself. pyarrow parses it on every core and releases the GIL while doing so, so
+pandas itself. pyarrow parses it (on its thread pool, or on one thread beside the imports:
+:func:`parse_threads`) and releases the GIL while doing so, so
 ``emission-ext process`` starts the parse in a background thread *before* importing pandas
 and the pipeline, and the two overlap. This module therefore imports neither pandas nor
 anything of ours that does (only pyarrow, which pandas imports anyway).
