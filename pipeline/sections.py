@@ -65,8 +65,9 @@ class SectionParams:
         Half-width of the centred speed-smoothing window, seconds.
     smooth_min_span_s : float
         A smoothing window whose fixes span less than this (seconds) is widened by one fix on
-        each side (a fix within twice ``smooth_s`` of the point): two fixes a few seconds apart read their GPS jitter as the speed (20 m in
-        4 s: 5 m/s, a bus's pace in the middle of a walk).
+        each side (a fix within twice ``smooth_s`` of the point): two fixes a few seconds
+        apart read their GPS jitter as the speed (20 m in 4 s: 5 m/s, a bus's pace in the
+        middle of a walk).
     min_section_s : float
         Shorter runs are merged into a neighbour (flip-flops), seconds.
     activity_window_s : float
@@ -550,9 +551,9 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     makes it, while slow steps on the vehicle's side may be the vehicle waiting (a car at a
     car park's barrier right after its first metres). Only a step of ``refine_fast_min_m``
     or more weighs so: a shorter one may be one fix's GPS jump (a phone's fix 70-100 m off
-    in a street canyon, a few seconds after the last), and held a walk's start back past it. Five fixes reach a slow bus's last
-    stops (the smoothed speeds read its last 2-3 minutes at 2-3 m/s as a walk). Work is over
-    a (changes x offsets) matrix.
+    in a street canyon, a few seconds after the last), and held a walk's start back past
+    it. Five fixes reach a slow bus's last stops (the smoothed speeds read its last 2-3
+    minutes at 2-3 m/s as a walk). Work is over a (changes x offsets) matrix.
 
     Parameters
     ----------
@@ -894,9 +895,10 @@ def _transfer_pauses(merged: np.ndarray, g: np.ndarray, t: np.ndarray, step: np.
     # vehicle fixes of the trip for transfer_side_min_s on each side
     pos = np.arange(n)
     run_start = np.maximum.accumulate(np.where(~(same & veh & np.r_[False, veh[:-1]]), pos, 0))
-    nxt_break = np.minimum.accumulate(np.where(~(np.r_[same[1:], False] & veh & np.r_[veh[1:], False]),
-                                               pos, n - 1)[::-1])[::-1]
-    side = np.minimum(t[a] - t[run_start[a]], t[nxt_break[np.minimum(b + 1, n - 1)]] - t[np.minimum(b + 1, n - 1)])
+    goes_on = np.r_[same[1:], False] & veh & np.r_[veh[1:], False]  # the next fix too
+    nxt_break = np.minimum.accumulate(np.where(~goes_on, pos, n - 1)[::-1])[::-1]
+    b1 = np.minimum(b + 1, n - 1)
+    side = np.minimum(t[a] - t[run_start[a]], t[nxt_break[b1]] - t[b1])
     ok &= side >= p.transfer_side_min_s
     a, b, side = a[ok], b[ok], np.minimum(side[ok], p.transfer_side_s)
     if a.size == 0:
