@@ -146,3 +146,25 @@ def test_linestrings_wkb_are_the_bytes_shapely_writes():
     for k in (0, 2, 3):
         line = shapely.LineString(np.column_stack([lon[lo[k]:hi[k] + 1], lat[lo[k]:hi[k] + 1]]))
         assert type(got[k]) is bytes and got[k] == shapely.to_wkb(line)
+
+
+def test_group_median_matches_pandas_bit_for_bit():
+    from pipeline.trips import _group_median
+
+    # odd and even runs, negatives, one-value runs, ties, values a few ulps apart
+    vals = np.array([46.1, 46.3, 46.2,  -1.5, -1.25, -1.75, -1.0,  7.0,  2.0, 2.0, 3.0, 2.0,
+                     46.2, np.nextafter(46.2, 50.0), np.nextafter(46.2, 0.0), 46.2])
+    lens = np.array([3, 4, 1, 4, 4])
+    grp = np.repeat(np.arange(lens.size), lens)
+    want = pd.Series(vals).groupby(grp).median().to_numpy()
+    got = _group_median(vals, lens)
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))
+    assert got[1] == -1.375 and got[0] == 46.2  # mean of the two middle values; the middle one
+
+
+@pytest.mark.parametrize("vals", [[1.0, np.nan, 2.0], [0.0, 1.0, 2.0], [-0.0, 1.0, 2.0],
+                                  [-1.0, 1.0, 2.0], [1e-300, 1e300, 2.0]])
+def test_group_median_declines_what_it_cannot_sort_exactly(vals):
+    from pipeline.trips import _group_median
+
+    assert _group_median(np.array(vals), np.array([3])) is None  # the caller then asks pandas
