@@ -293,8 +293,15 @@ def _smoothed_speed(tr: Track, trip_of: np.ndarray, h: float, min_span_s: float 
         return speed
     t = tr.t[inside]
     g = trip_of[inside]
-    step = np.r_[0.0, np.hypot(np.diff(tr.x[inside]), np.diff(tr.y[inside]))]
-    step[np.r_[True, g[1:] != g[:-1]]] = 0.0
+    # the track's own steps (a trip's points are consecutive fixes); only a gap inside a run
+    # (not met on tracks from make_track) needs its step measured
+    step = tr.step[inside]
+    new_run = np.r_[True, g[1:] != g[:-1]]
+    gap = np.flatnonzero(~new_run & (np.r_[True, np.diff(inside) != 1] | tr.new_user[inside]))
+    if gap.size:
+        a, b = inside[gap - 1], inside[gap]
+        step[gap] = np.hypot(tr.x[b] - tr.x[a], tr.y[b] - tr.y[a])
+    step[new_run] = 0.0
     cum = np.cumsum(step)
     span = (t.max() - t.min()) + 4 * h + 1.0
     key = g * span + (t - t.min())

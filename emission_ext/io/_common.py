@@ -164,13 +164,14 @@ def finish_table_coded(df: pd.DataFrame | dict, name: str, user_starts=None
         for a in arrs:
             after |= tie & (a[1:] > a[:-1])
             tie &= a[1:] == a[:-1]
+        same = tie  # rows equal to the previous one on every key (when no sort is needed)
         if not (after | tie).all():
             order = np.lexsort(arrs[::-1])
             arrs = [a[order] for a in arrs]
             df = df.iloc[order]
-        same = np.ones(n0 - 1, dtype=bool)
-        for a in arrs:
-            same &= a[1:] == a[:-1]
+            same = np.ones(n0 - 1, dtype=bool)
+            for a in arrs:
+                same &= a[1:] == a[:-1]
         first = arrs[0]  # user codes, in the table's (new) order
         if same.any():
             keep = np.concatenate([[True], ~same])

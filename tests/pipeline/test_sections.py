@@ -787,3 +787,20 @@ def test_long_in_vehicle_reading_at_a_walking_pace_is_a_slow_vehicle():
             err[run_s, k] = abs(_boundaries(sections)[0] - t_leg[1])
     assert err[180.0, 0] <= 30 and err[180.0, 5] <= 160
     assert err[0.0, 0] >= 290 and err[0.0, 5] >= 290
+
+
+def test_smoothed_speed_steps_over_points_outside_the_trip():
+    from pipeline.sections import _smoothed_speed
+    from pipeline.trips import make_track
+
+    # 20 fixes 1 s apart going east 10 m a step; fixes 10 and 11 are a 1 km detour north
+    t = np.arange(20.0)
+    x = 10.0 * t
+    y = np.where((t == 10) | (t == 11), 1000.0, 0.0)
+    tr = make_track(frame(t, x, y))
+    trip_of = np.full(20, -1)
+    trip_of[5:10] = 0
+    trip_of[12:16] = 0  # one trip whose run skips the detour: fix 9 to fix 12 is 30 m
+    speed = _smoothed_speed(tr, trip_of, h=100.0)  # every window: the whole run
+    assert np.allclose(speed[trip_of == 0], 10.0, rtol=1e-2)  # 100 m in 10 s, not via 1 km
+    assert np.all(speed[trip_of < 0] == 0.0)
