@@ -245,7 +245,7 @@ def _within_radius(x, y, lo, anchor, radius):
     """
     (xmin, xmax), (ymin, ymax) = range_minmax([x, y], lo, anchor)
     xa, ya = x[anchor], y[anchor]
-    reach = np.maximum.reduce([xmax - xa, xa - xmin, ymax - ya, ya - ymin])
+    reach = np.maximum(np.maximum(xmax - xa, xa - xmin), np.maximum(ymax - ya, ya - ymin))
     inner = radius / np.sqrt(2.0)
     ok = reach <= inner
     unsure = np.flatnonzero((reach > inner) & (reach <= radius))
