@@ -93,17 +93,25 @@ def user_codes(user_id: pd.Series) -> tuple[np.ndarray, object]:
                 arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
             a, b = arr.slice(0, n - 1), arr.slice(1)
             # one pass over the ids: where they change; sorted if they rise at every change
-            change = pc.not_equal(a, b).to_numpy(zero_copy_only=False)
-            at = pa.array(np.flatnonzero(change))
-            if pc.all(pc.less(a.take(at), b.take(at))).as_py() is not False:
-                codes = np.zeros(n, dtype=np.intp)
-                np.cumsum(change, out=codes[1:])
-                first = np.r_[True, change]
-                uniques = pd.Index(pd.array(arr.filter(pa.array(first)), dtype=user_id.dtype))
-                return codes, uniques
+            at = np.flatnonzero(pc.not_equal(a, b).to_numpy(zero_copy_only=False))
+            idx = pa.array(at)
+            if pc.all(pc.less(a.take(idx), b.take(idx))).as_py() is not False:
+                return codes_from_starts(user_id, np.r_[0, at + 1])
         except (ImportError, TypeError, ValueError, pa.ArrowException):
             pass
     return pd.factorize(user_id, sort=True)
+
+
+def codes_from_starts(user_id: pd.Series, starts) -> tuple[np.ndarray, pd.Index]:
+    """:func:`user_codes` of ids sorted in runs starting at rows ``starts``
+    (rising, the first 0, each run's id above the previous one's): ``(codes, users)``
+    without looking at the ids again, but for the one per run that names it."""
+    starts = np.asarray(starts, dtype=np.intp)
+    n = len(user_id)
+    if starts.size == 0 or starts[0] != 0 or starts[-1] >= n:
+        raise ValueError(f"user run starts do not fit {n} rows")
+    codes = np.repeat(np.arange(starts.size, dtype=np.intp), np.diff(np.r_[starts, n]))
+    return codes, pd.Index(user_id.iloc[starts].array, dtype=user_id.dtype)
 
 
 REASONS = ("invalid", "duplicate", "inaccurate", "jump")

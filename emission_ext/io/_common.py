@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.clean import user_codes
+from pipeline.clean import codes_from_starts, user_codes
 
 from .. import schema
 from ..errors import InputError
@@ -182,18 +182,6 @@ def finish_table_coded(df: pd.DataFrame | dict, name: str, user_starts=None
     # exactly the table's key, validate need not sort the million rows again to look for one
     unique = n0 <= 1 or set(keys) == set(t.key)
     return schema.validate(df, name, check_key=not unique), n0 - len(df), coded
-
-
-def codes_from_starts(user_id: pd.Series, starts) -> tuple[np.ndarray, pd.Index]:
-    """:func:`pipeline.clean.user_codes` of ids sorted in runs starting at rows ``starts``
-    (rising, the first 0, each run's id above the previous one's): ``(codes, users)``
-    without looking at the ids again, but for the one per run that names it."""
-    starts = np.asarray(starts, dtype=np.intp)
-    n = len(user_id)
-    if starts.size == 0 or starts[0] != 0 or starts[-1] >= n:
-        raise ValueError(f"user run starts do not fit {n} rows")
-    codes = np.repeat(np.arange(starts.size, dtype=np.intp), np.diff(np.r_[starts, n]))
-    return codes, pd.Index(user_id.iloc[starts].array, dtype=user_id.dtype)
 
 
 def const_str(value: str, n: int) -> pd.api.extensions.ExtensionArray | np.ndarray:

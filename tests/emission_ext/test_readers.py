@@ -634,7 +634,7 @@ def test_csv_fast_path_keeps_the_parsed_numbers_without_a_copy(tmp_path):
 
 
 def test_codes_from_known_user_runs_equal_user_codes(tmp_path):
-    from emission_ext.io._common import codes_from_starts
+    from pipeline.clean import codes_from_starts
     from emission_ext.io.csv_arrow import read_arrow, user_starts
     from emission_ext.io.csv_points import points_from_arrow
     from pipeline.clean import user_codes
