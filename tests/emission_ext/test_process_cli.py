@@ -63,6 +63,32 @@ def test_process_in_two_forked_jobs_equals_one_job(tmp_path):
     assert outs["2"]["trips"]["user_id"].nunique() == 4
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_process_in_batches_equals_one_batch(tmp_path, shuffle):
+    """Workers segmenting their users in batches (``--batch-points``) write the same tables
+    as in one batch per worker, for a sorted CSV (parsed once, batches sliced from it) and an
+    unsorted one (read with pandas, sorted, then cut)."""
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    csv = tmp_path / "p.csv"
+    _four_users_csv(tmp_path, shuffle=shuffle).to_csv(csv, index=False)
+    outs = {}
+    for batch in ("1", "1000000"):  # one user per batch; one batch per worker
+        res = CliRunner().invoke(cli, ["process", str(csv), "--no-modes", "--jobs", "2",
+                                       "--batch-points", batch, "--out", str(tmp_path / batch)])
+        assert res.exit_code == 0 and "2 processes" in res.output, res.output
+        assert not [p for p in (tmp_path / batch).iterdir() if p.name.startswith(".")]
+        outs[batch] = {t: pd.read_csv(tmp_path / batch / f"{t}.csv", dtype={"user_id": str})
+                       for t in ("trips", "sections", "places")}
+    for t in ("trips", "sections", "places"):
+        one, many = outs["1000000"][t], outs["1"][t]
+        assert len(one) > 0 and list(one.columns) == list(many.columns)
+        assert many["user_id"].nunique() == 4
+        pd.testing.assert_frame_equal(one, many, check_exact=False, rtol=1e-9)
+
+
 def _four_users_csv(tmp_path, shuffle=False):
     frames = [day(user=u, seed=k)[0] for k, u in enumerate(["007", "010", "011", "2"])]
     pts = pd.concat(frames)
@@ -202,7 +228,7 @@ def test_huge_page_heap_marks_the_heap_in_a_child(tmp_path):
 
 
 def test_user_starts_and_the_cut_between_workers(tmp_path):
-    from emission_ext.commands.process import split_starts, split_table, split_users
+    from emission_ext.commands.process import job_batches, split_starts, split_table, user_firsts
     from emission_ext.io.csv_arrow import Prefetch, read_arrow, user_starts
 
     csv = tmp_path / "p.csv"
@@ -219,8 +245,17 @@ def test_user_starts_and_the_cut_between_workers(tmp_path):
     assert split_starts([0], 10, 2) is None  # one user: nothing to cut
     import numpy as np
 
-    assert split_users(np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 2]), 2) == [0, 5, 10]
-    assert split_users(np.array([1, 0]), 2) is None  # not sorted by user
+    first = user_firsts(np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 2]))
+    assert first.tolist() == [0, 5, 7] and split_starts(first, 10, 2) == [0, 5, 10]
+    assert user_firsts(np.array([1, 0])) is None  # not sorted by user
+    assert user_firsts(np.array([], dtype=np.int64)) is None
+    # each job's rows cut again into batches of whole users, about batch_points each
+    first = np.array([0, 5, 7, 10, 14, 15])
+    assert job_batches(first, [0, 10, 20], 100) == [[(0, 10)], [(10, 20)]]
+    assert job_batches(first, [0, 10, 20], 5) == [[(0, 5), (5, 10)], [(10, 15), (15, 20)]]
+    assert job_batches(first, [0, 20], 1) == [[(0, 5), (5, 7), (7, 10), (10, 14), (14, 15),
+                                               (15, 20)]]  # a user is never cut
+    assert job_batches(np.array([0]), [0, 9], 2) == [[(0, 9)]]  # one user: one batch
     bad = tmp_path / "u.csv"
     bad.write_text("user_id,ts,lat,lon\nb,1.7e9,46.1,-1.1\na,1.7e9,46.1,-1.1\n")
     assert user_starts(*read_arrow(str(bad))) is None
