@@ -19,6 +19,7 @@ Conventions
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -307,7 +308,14 @@ def table(name: str) -> Table:
 
 
 def empty(name: str) -> pd.DataFrame:
-    """Typed empty frame of table ``name`` (every column, declared dtypes)."""
+    """Typed empty frame of table ``name`` (every column, declared dtypes), a new one each
+    call (a copy of one built once per table: building it costs ~1 ms, the copy ~0.02 ms,
+    and readers make three per file read)."""
+    return _empty_frame(name).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _empty_frame(name: str) -> pd.DataFrame:
     t = table(name)
     return pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in t.columns})
 

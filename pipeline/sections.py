@@ -643,27 +643,6 @@ def _refine_foot_changes(cls: np.ndarray, starts: np.ndarray, g: np.ndarray, t: 
     return out
 
 
-def ferry_quays(transit) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (metres, the index's plane) and station of every stop a ferry calls at.
-
-    Parameters
-    ----------
-    transit : pipeline.transit.TransitIndex
-
-    Returns
-    -------
-    xy : ndarray, shape (n, 2)
-        Quay positions, metres.
-    station : ndarray of int
-        Station index per quay (two stops of one pier share it).
-    """
-    st = transit.stop_times
-    served = transit.route_mode[transit.trip_route[st["trip"].to_numpy()]] == "FERRY"
-    stations = np.unique(st["station"].to_numpy()[served])
-    keep = np.isin(transit.stop_station, stations)
-    return transit.stop_xy[keep], transit.stop_station[keep]
-
-
 def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
                      p: SectionParams,
                      act: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -709,7 +688,7 @@ def _ferry_crossings(tr: Track, inside: np.ndarray, g: np.ndarray, transit,
     change_at = np.full(inside.size, np.nan)
     if transit is None or inside.size < 3:
         return out, change_at
-    qxy, qst = ferry_quays(transit)
+    qxy, qst = transit.ferry_quays()
     if len(qxy) == 0:
         return out, change_at
     lat, lon = tr.lat[inside], tr.lon[inside]

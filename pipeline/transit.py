@@ -132,6 +132,7 @@ class TransitIndex:
     calendar: pd.DataFrame            # per service: weekday flags, start, end (datetime64[D])
     calendar_dates: pd.DataFrame      # service index, date, exception_type
     _stop_order: np.ndarray | None = field(default=None, repr=False)  # stops sorted by x
+    _ferry_quays: tuple | None = field(default=None, repr=False)  # see ferry_quays
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -407,6 +408,27 @@ class TransitIndex:
             dy = y[a:a + step, None] - self.rail_xy[None, :, 1]
             out[a:a + step] = np.sqrt(dx * dx + dy * dy).min(axis=1)
         return out
+
+    def ferry_quays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (metres, the index's plane) and station of every stop a ferry calls at.
+
+        Returns
+        -------
+        xy : ndarray, shape (n, 2)
+            Quay positions, metres.
+        station : ndarray of int
+            Station index per quay (two stops of one pier share it).
+
+        Worked out once per index (a scan of the timetable, ~2 ms) and kept: segmentation
+        asks for it once per batch of users.
+        """
+        if self._ferry_quays is None:
+            st = self.stop_times
+            served = self.route_mode[self.trip_route[st["trip"].to_numpy()]] == "FERRY"
+            stations = np.unique(st["station"].to_numpy()[served])
+            keep = np.isin(self.stop_station, stations)
+            self._ferry_quays = (self.stop_xy[keep], self.stop_station[keep])
+        return self._ferry_quays
 
     def nearest_station(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
         """Nearest stop's station index and distance, metres; (-1, inf) when no stop is within

@@ -272,6 +272,9 @@ class _FerryStub:
         x, y = self.project(lat, lon)
         return np.hypot(x - np.clip(x, 0.0, 230.0), y)
 
+    def ferry_quays(self):
+        return self.stop_xy[:2], self.stop_station[:2]  # the two quays, not the bus stop
+
 
 def test_ferry_crossing_slower_than_a_walk_is_cut_out_by_its_position():
     from pipeline.segment import segment_user
@@ -419,6 +422,9 @@ class _StopStub:
 
     def distance_to_ferry_line(self, lat, lon):
         return np.full(np.size(lat), 65_000.0)
+
+    def ferry_quays(self):
+        return np.empty((0, 2)), np.empty(0, np.int64)  # no ferry calls here
 
     def nearest_station(self, lat, lon):
         x, y = self.project(lat, lon)

@@ -189,3 +189,14 @@ def test_nearest_station_equals_brute_force_on_the_yelo_feed():
     assert np.isinf(dist[~near]).all()
     dr = np.sqrt((x[:, None] - ti.rail_xy[None, :, 0]) ** 2 + (y[:, None] - ti.rail_xy[None, :, 1]) ** 2).min(axis=1)
     np.testing.assert_allclose(ti.distance_to_rail_station(lat, lon), dr, rtol=0, atol=1e-9)
+
+
+def test_ferry_quays_are_the_stops_a_ferry_calls_at_worked_out_once(tiny):
+    xy, station = tiny.ferry_quays()
+    names = tiny.station_ids[station]
+    assert sorted(names) == ["P0", "P1"]  # the bus stops and the railway station are not quays
+    px, py = tiny.project(np.array([north(2000), north(2000)]), np.array([east(0), east(1500)]))
+    np.testing.assert_allclose(xy[np.argsort(names)], np.c_[px, py], atol=1e-6)
+    assert tiny.ferry_quays() is tiny.ferry_quays()  # kept on the index after the first call
+    back = TransitIndex.from_arrays(tiny.to_arrays(), tiny.params)
+    np.testing.assert_array_equal(back.ferry_quays()[0], xy)
