@@ -340,71 +340,74 @@ def shared_wkt(trips, sections) -> dict:
     return {"trips": trip_wkt, "sections": sec_wkt}
 
 
-def segment_and_write(points, motion, transitions, no_modes: bool, out: Path | dict,
-                      header: bool = True, codes=None) -> dict:
-    """Segment ``points`` (and classify modes unless ``no_modes``), write the three CSVs into
-    ``out`` (a folder, or a dict of open binary streams by table name); returns the summary
-    counts and step times (seconds). ``codes``: the points' user codes when known
-    (:attr:`~emission_ext.io._common.RawData.user_codes`). ``points`` may be a function
-    returning ``(points, codes)`` (a worker's share of the checks of the input)."""
+def segment_and_write(batches, motion, transitions, no_modes: bool, out: Path,
+                      header: bool = True) -> dict:
+    """Segment batches of whole users one after the other (and classify modes unless
+    ``no_modes``), then write the three CSVs of all of them into the folder ``out``
+    (created if missing); returns the summary counts and step times (seconds).
+
+    ``batches``: functions each returning ``(points, codes)`` of one batch: its points and
+    their user codes when known (:attr:`~emission_ext.io._common.RawData.user_codes`), else
+    None (see :func:`job_batches`; a worker's batches check their own rows of the input).
+    ``header``: write the header lines (the first run of users of a file).
+
+    The tables are written once, after the last batch: a batch leaves only its trips,
+    sections and places (a few thousand rows), and each write has fixed costs (checks
+    against the schema, Arrow conversion, the file) that a batch need not pay again.
+    """
     from pipeline.segment import segment_user
 
-    from ..io.writers import write_csv_into, write_table
+    from ..io.writers import write_table
     from ..models.apply import transit_index
 
-    t0 = time.perf_counter()
-    if callable(points):
-        points, codes = points()
-    n_points = len(points)
-    t1 = time.perf_counter()
-    res = segment_user(points, motion, transitions, labelled=False if no_modes else "arrays",
-                       transit=transit_index(), codes=codes)  # transit: ferry crossings
-    del points, codes
-    t2 = time.perf_counter()
-    if not no_modes:  # the shipped mode classifier (rules when none is shipped)
-        from ..models.apply import apply_modes
+    parts = {name: [] for name in TABLES}
+    info = {"removed": 0, "points": 0, "check": 0.0, "segment": 0.0, "modes": 0.0}
+    for batch in batches:
+        t0 = time.perf_counter()
+        points, codes = batch()
+        info["points"] += len(points)
+        t1 = time.perf_counter()
+        res = segment_user(points, motion, transitions,
+                           labelled=False if no_modes else "arrays",
+                           transit=transit_index(), codes=codes)  # transit: ferry crossings
+        del points, codes
+        t2 = time.perf_counter()
+        if not no_modes:  # the shipped mode classifier (rules when none is shipped)
+            from ..models.apply import apply_modes
 
-        res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
-    t2m = time.perf_counter()
-    wkt = shared_wkt(res["trips"], res["sections"])
-    for name in TABLES:
-        if isinstance(out, dict):  # open streams, one per table
-            write_csv_into(res[name], out[name], table=name, header=header, wkt=wkt.get(name))
-        else:
-            write_table(res[name], out / f"{name}.csv", table=name, header=header,
-                        wkt=wkt.get(name))
+            res["sections"] = apply_modes(res["sections"], res.pop("section_points"), motion)
+        t3 = time.perf_counter()
+        for name in TABLES:
+            parts[name].append(res[name])
+        info["removed"] += len(res["removed"])
+        del res
+        info["check"] += t1 - t0
+        info["segment"] += t2 - t1
+        info["modes"] += t3 - t2
     t3 = time.perf_counter()
-    counts = {name: len(res[name]) for name in (*TABLES, "removed")}
-    return {**counts, "points": n_points, "check": t1 - t0, "segment": t2 - t1,
-            "modes": t2m - t2, "write": t3 - t2m}
+    tables = {name: _concat(frames) for name, frames in parts.items()}
+    del parts
+    wkt = shared_wkt(tables["trips"], tables["sections"])
+    for name in TABLES:
+        write_table(tables[name], out / f"{name}.csv", table=name, header=header,
+                    wkt=wkt.get(name))
+    info["write"] = time.perf_counter() - t3
+    return {**{name: len(tables[name]) for name in TABLES}, **info}
 
 
-def segment_batches(batches, motion, transitions, no_modes: bool, folder: Path,
-                    header: bool = True) -> dict:
-    """Segment batches of whole users one after the other (:func:`segment_and_write`), their
-    rows appended to the three CSVs in ``folder`` (created); returns the summary of all.
-    ``batches``: functions each returning ``(points, codes)`` of a batch (see
-    :func:`job_batches`); ``header``: the first batch writes the header lines."""
-    import contextlib
+def _concat(frames):
+    """One table from the batches' tables (the first one itself when alone)."""
+    import pandas as pd
 
-    folder.mkdir()
-    if len(batches) == 1:  # straight into the files (atomic writes, no open streams)
-        return segment_and_write(batches[0], motion, transitions, no_modes, folder, header)
-    infos = []
-    with contextlib.ExitStack() as files:
-        streams = {name: files.enter_context(open(folder / f"{name}.csv", "wb"))
-                   for name in TABLES}
-        for i, batch in enumerate(batches):
-            infos.append(segment_and_write(batch, motion, transitions, no_modes, streams,
-                                           header=header and i == 0))
-    return {k: sum(i[k] for i in infos) for k in infos[0]}
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _forked(jobs, motion, transitions, no_modes, tmp: Path
             ) -> tuple[list[dict], dict, list[int]]:
     """Segment runs of users in parallel: ``jobs[k]`` is a list of functions each giving the
     points of one batch of run ``k`` and their user codes (or None), segmented one after the
-    other (:func:`segment_batches`); runs ``0 .. len(jobs) - 2`` are each done in a forked
+    other (:func:`segment_and_write`); runs ``0 .. len(jobs) - 2`` are each done in a forked
     child writing into ``tmp/<k>/`` (run 0 with the header lines), the last one here, into
     ``tmp/last/``. A child that fails is redone here, so errors surface exactly as in one
     process. Returns each run's summary (in order), the last run's CSV file per table and the
@@ -425,7 +428,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
             code = 1
             try:
                 os.close(r)
-                info = segment_batches(jobs[k], motion, transitions, no_modes, tmp / str(k),
+                info = segment_and_write(jobs[k], motion, transitions, no_modes, tmp / str(k),
                                        header=k == 0)
                 os.write(w, json.dumps(info).encode())  # one write (< PIPE_BUF): whole
                 os.close(w)  # the parent reads its end now, not after this process is gone
@@ -442,7 +445,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
     # into files, not memory: a growing in-memory buffer was copied at every doubling (a
     # profile put ~8,000 page faults there); the files are appended to run 0's in the kernel
     try:
-        mine_info = segment_batches(jobs[last], motion, transitions, no_modes, tmp / "last",
+        mine_info = segment_and_write(jobs[last], motion, transitions, no_modes, tmp / "last",
                                     header=last == 0)
     except BaseException:
         for pid, r in kids.values():  # reap the children before giving up
@@ -466,7 +469,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
                 pending.append(pid)
         if info is None:
             shutil.rmtree(tmp / str(k), ignore_errors=True)
-            info = segment_batches(jobs[k], motion, transitions, no_modes, tmp / str(k),
+            info = segment_and_write(jobs[k], motion, transitions, no_modes, tmp / str(k),
                                    header=k == 0)
         infos.append(info)
     infos.append(mine_info)
@@ -617,7 +620,8 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs, batch_points)
         parts = None if first is None else split_starts(
             first, len(points), jobs or auto_jobs(len(points), n_users))
         if parts is None:
-            infos = [segment_and_write(points, motion, transitions, no_modes, out, codes=coded)]
+            infos = [segment_and_write([lambda: (points, coded)], motion, transitions, no_modes,
+                                       out)]
         else:
             del coded
 

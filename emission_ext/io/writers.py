@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -130,8 +130,8 @@ def _iso(s: pd.Series) -> pd.Series:
 
 
 def _write_csv(df: pd.DataFrame, path, header: bool = True) -> None:
-    """CSV with the shortest exact repr of every float; text fields are quoted. ``path``: a
-    file to create, or an open binary stream to write into.
+    """CSV with the shortest exact repr of every float; text fields are quoted. ``path``: the
+    file to create.
 
     pyarrow's C++ writer is ~20x faster than ``DataFrame.to_csv`` on long WKT geometries; a
     column arrow cannot type (mixed Python objects) falls back to pandas.
@@ -143,17 +143,14 @@ def _write_csv(df: pd.DataFrame, path, header: bool = True) -> None:
         # one thread: tables of a few thousand rows convert faster than a pool starts
         tbl = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        if isinstance(path, (str, Path)):
-            df.to_csv(path, index=False, header=header)
-        else:  # an open binary stream
-            path.write(df.to_csv(index=False, header=header).encode("utf-8"))
+        df.to_csv(path, index=False, header=header)
         return
     import csv
     import io
 
     names = io.StringIO()
     csv.writer(names, lineterminator="\n").writerow(tbl.column_names)  # arrow quotes every name
-    with open(path, "wb") if isinstance(path, (str, Path)) else nullcontext(path) as fh:
+    with open(path, "wb") as fh:
         if header:
             fh.write(names.getvalue().encode("utf-8"))
         pacsv.write_csv(tbl, fh, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
@@ -176,20 +173,6 @@ def _csv_frame(df: pd.DataFrame, wkt=None) -> pd.DataFrame:
         text = pa.array(np.asarray(wkt, dtype=object), type=pa.string(), from_pandas=True)
         out["geometry"] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=out.index)
     return out
-
-
-def write_csv_into(df: pd.DataFrame, sink, table: str | None = None, header: bool = True,
-                   wkt=None) -> None:
-    """Write ``df`` as :func:`write_table` writes a CSV, into ``sink``, an open binary stream
-    (a file, a ``pyarrow.BufferOutputStream``...), at its current position; not atomic.
-
-    For a caller assembling one file from parts (the ``process`` command's workers write
-    their runs of users into open part files). ``table``, ``header`` and ``wkt``
-    as in :func:`write_table`.
-    """
-    if table is not None:
-        df = _as_table(df, table)
-    _write_csv(_csv_frame(df, wkt), sink, header)
 
 
 def geometry_wkt(geometry, name: str = "table") -> np.ndarray:
