@@ -548,7 +548,8 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs, batch_points)
     keep_freed_memory()
     prefetch = prefetch_csv(inputs, fmt)  # first: it parses while the imports below run
     # module imports make hundreds of thousands of objects and no garbage: without a pause,
-    # the cyclic collector would walk them all a few times (~0.03 s)
+    # the cyclic collector would walk them all a few times (~0.03 s); after it they are
+    # frozen (below), or the first collection would walk them all at once
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -567,6 +568,9 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs, batch_points)
         # here (~15 ms, while the CSV still parses) instead of one in each process
     finally:
         if collecting:
+            # out of the collector's sight: the first collection after the pause walked every
+            # object the imports made (30-100 ms before the fork, on the critical path)
+            gc.freeze()
             gc.enable()
 
     out = Path(out_dir)
@@ -632,6 +636,7 @@ def command(inputs, fmt, out_dir, skip_bad, quiet, no_modes, jobs, batch_points)
                     for r in job_batches(first, parts, batch_points)]
             infos = _in_parts(runs, motion, transitions, no_modes, out)
         del points
+    gc.unfreeze()  # as the collector was (a forked run's parent did this already)
     t3 = time.perf_counter()
     if not quiet:
         tot = {k: sum(i[k] for i in infos) for k in (*TABLES, "removed", "points")}
