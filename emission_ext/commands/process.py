@@ -275,9 +275,10 @@ def job_batches(first, parts: list[int], batch_points: int) -> list[list[tuple[i
 
     Why: a worker's peak memory is its work arrays, which grow with the points segmented at
     once. On 1M points (two workers of 500,000), four batches of 125,000 each instead of one
-    batch took the tree's summed RSS from ~540 to ~460 MiB (PSS ~390 -> ~300 MiB) at no cost
-    in time (15 interleaved runs: 0.99 -> 0.95 s; smaller arrays stay in cache), the
-    batches' fixed costs (~30 ms each) included.
+    took the tree's summed RSS from ~540 to ~450 MiB (PSS ~400 -> ~300 MiB) at no cost in
+    time: each batch's fixed costs (~10-15 ms: its points table, its trips, places and
+    sections frames) are paid back by smaller arrays reused from the heap (fewer fresh
+    pages, which are dear on a VM). See docs/segmentation.md, Benchmark.
     """
     import numpy as np
 
@@ -429,7 +430,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
             try:
                 os.close(r)
                 info = segment_and_write(jobs[k], motion, transitions, no_modes, tmp / str(k),
-                                       header=k == 0)
+                                         header=k == 0)
                 os.write(w, json.dumps(info).encode())  # one write (< PIPE_BUF): whole
                 os.close(w)  # the parent reads its end now, not after this process is gone
                 code = 0
@@ -446,7 +447,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
     # profile put ~8,000 page faults there); the files are appended to run 0's in the kernel
     try:
         mine_info = segment_and_write(jobs[last], motion, transitions, no_modes, tmp / "last",
-                                    header=last == 0)
+                                      header=last == 0)
     except BaseException:
         for pid, r in kids.values():  # reap the children before giving up
             if pid is not None:
@@ -470,7 +471,7 @@ def _forked(jobs, motion, transitions, no_modes, tmp: Path
         if info is None:
             shutil.rmtree(tmp / str(k), ignore_errors=True)
             info = segment_and_write(jobs[k], motion, transitions, no_modes, tmp / str(k),
-                                   header=k == 0)
+                                     header=k == 0)
         infos.append(info)
     infos.append(mine_info)
     return infos, {name: tmp / "last" / f"{name}.csv" for name in TABLES}, pending
