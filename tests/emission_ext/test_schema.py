@@ -77,6 +77,16 @@ def test_unix_seconds_to_timestamps_match_pandas_bit_for_bit():
     odd = pd.Series([1.7e9, np.nan, 1.5])
     pd.testing.assert_series_equal(_to_utc(odd, "points", "ts"),
                                    pd.to_datetime(odd, unit="s", utc=True).astype(schema.UTC_TS))
+    # an already-UTC column comes back as it is
+    assert _to_utc(ref, "points", "ts") is ref
+    # from_unix: the same rounding, NaN as NaT, the pipeline's way to its timestamp columns
+    with_nan = np.concatenate([v, [np.nan, np.nan]])
+    pd.testing.assert_series_equal(
+        schema.from_unix(with_nan),
+        pd.Series(pd.to_datetime(with_nan, unit="s", utc=True)).astype(schema.UTC_TS))
+    assert schema.from_unix([]).dtype == schema.UTC_TS
+    with pytest.raises(pd.errors.OutOfBoundsDatetime):  # year 5138: pandas says why
+        schema.from_unix([1e11])
 
 
 def test_conforms_only_when_coerce_would_change_nothing():
