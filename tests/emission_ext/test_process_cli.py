@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -132,6 +133,28 @@ def test_process_jobs_unsorted_csv_and_bad_row_in_a_worker(tmp_path):
     res = CliRunner().invoke(cli, ["process", str(bad), "--no-modes", "--jobs", "2", "--skip-bad",
                                    "--out", str(tmp_path / "b")])
     assert res.exit_code == 0 and "1 bad entries skipped" in res.output, res.output
+
+
+@pytest.mark.parametrize("user", ["010", "2"])  # the child's second batch; the parent's second
+def test_bad_row_in_a_later_batch_is_reported_with_its_line(tmp_path, user):
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    df = _four_users_csv(tmp_path)
+    lines = df.to_csv(index=False).splitlines()
+    k = 1 + int(np.flatnonzero(df["user_id"].to_numpy() == user)[3])  # a row of that user
+    lines[k] = lines[k].rsplit(",", 1)[0] + ",200"  # lon out of range
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "b"
+    res = CliRunner().invoke(cli, ["process", str(bad), "--no-modes", "--jobs", "2",
+                                   "--batch-points", "1", "--out", str(out)])
+    from emission_ext.errors import InputError
+
+    assert isinstance(res.exception, InputError), res.output
+    assert (res.exception.line, res.exception.field) == (k + 1, "lon")
+    assert not out.exists() or not list(out.iterdir())  # no tables, no scratch left behind
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path):
