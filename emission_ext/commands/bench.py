@@ -5,9 +5,9 @@ measured figure. Both tools get the same CSV and each runs in its own child proc
 ``emission-ext process CSV --out DIR`` (read, clean, trips, sections, places, write CSVs);
 trackintel's is ``generate_staypoints`` (sliding, 100 m, 5 min) + ``generate_triplegs`` +
 ``generate_trips``, run by ``--trackintel-python`` (a separate venv, ``.venv-bench``, because
-trackintel is a benchmark-only dependency that may need another pandas). Each tool runs twice
-(:func:`emission_ext.bench.harness.measure`): its time comes from a run the memory sampler does
-not disturb, its peak memory from a second, sampled run.
+trackintel is a benchmark-only dependency that may need another pandas). Each tool runs
+1 + ``--repeat`` times (:func:`emission_ext.bench.harness.measure`): its peak memory comes from
+the first, sampled run, its times are the medians of the others, which no sampler disturbs.
 """
 from __future__ import annotations
 

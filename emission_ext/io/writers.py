@@ -104,8 +104,9 @@ def _shapes(geometry, name: str) -> np.ndarray:
 
 
 def _as_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """``df`` coerced to table ``table`` (unless it already conforms) and validated, named."""
-    df = schema.validate(df if schema.conforms(df, table) else schema.coerce(df, table), table)
+    """``df`` coerced to table ``table`` and validated, named. Not copied: a frame that
+    already conforms comes back as it is (the writers only read it)."""
+    df = schema.validate(schema.coerce(df, table, copy=False), table)
     df.attrs["table"] = table
     return df
 

@@ -65,21 +65,35 @@ def test_process_in_two_forked_jobs_equals_one_job(tmp_path):
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_process_in_batches_equals_one_batch(tmp_path, shuffle):
+def test_process_in_batches_equals_one_batch(tmp_path, shuffle, monkeypatch):
     """Workers segmenting their users in batches (``--batch-points``) write the same tables
     as in one batch per worker, for a sorted CSV (parsed once, batches sliced from it) and an
     unsorted one (read with pandas, sorted, then cut)."""
     import os
 
+    import pipeline.segment
+
     if not hasattr(os, "fork"):
         pytest.skip("no fork")
     csv = tmp_path / "p.csv"
     _four_users_csv(tmp_path, shuffle=shuffle).to_csv(csv, index=False)
+    real = pipeline.segment.segment_user
+
+    def logged(points, *a, **k):  # each call (in either process) logs its users, one line
+        with open(log, "a") as fh:
+            fh.write(",".join(sorted(points["user_id"].unique())) + "\n")
+        return real(points, *a, **k)
+
+    monkeypatch.setattr(pipeline.segment, "segment_user", logged)
     outs = {}
-    for batch in ("1", "1000000"):  # one user per batch; one batch per worker
+    for batch, calls in (("1", 4), ("1000000", 2)):  # one user per batch; one batch per worker
+        log = tmp_path / f"calls-{batch}.txt"
         res = CliRunner().invoke(cli, ["process", str(csv), "--no-modes", "--jobs", "2",
                                        "--batch-points", batch, "--out", str(tmp_path / batch)])
         assert res.exit_code == 0 and "2 processes" in res.output, res.output
+        batches = log.read_text().split()
+        assert len(batches) == calls and sorted(",".join(batches).split(",")) == [
+            "007", "010", "011", "2"]  # every user in exactly one batch
         assert not [p for p in (tmp_path / batch).iterdir() if p.name.startswith(".")]
         outs[batch] = {t: pd.read_csv(tmp_path / batch / f"{t}.csv", dtype={"user_id": str})
                        for t in ("trips", "sections", "places")}
